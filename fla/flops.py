@@ -1,0 +1,54 @@
+"""Counting the arithmetic of the attention modules two ways: formulas and real counters (notebook 01).
+
+Importing this module registers a thop rule for the linear-attention modules, so
+``thop.profile`` and ultralytics' ``model.info()`` count their token mixing too.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .attention import FocusedLinearAttention, LinearAttention
+from .functional import attention_macs
+
+__all__ = ["linear_attention_macs", "count_flops"]
+
+
+def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
+    """Multiply-adds of a linear-attention module's token mixing on x, projections excluded.
+
+    Counted in the linear order phi(Q)(phi(K)^T V), which is what runs whenever the map has more
+    tokens than a head has channels (every YOLO map); below that the module switches to the
+    cheaper quadratic order. A count that does not depend on the switch grows exactly linearly
+    with the image, which ultralytics' FLOP extrapolation from small proxy images relies on.
+    FocusedLinearAttention adds its depthwise conv on V: k*k per value entry.
+    """
+    b, _, h, w = x.shape
+    sr = getattr(module, "sr_ratio", 1)
+    n, m, d = h * w, (h // sr) * (w // sr), module.head_dim
+    macs = b * module.num_heads * attention_macs(n, d, "linear", m=m)
+    if isinstance(module, FocusedLinearAttention):
+        macs += b * module.num_heads * d * m * module.dwc.kernel_size[0] * module.dwc.kernel_size[1]
+    return macs
+
+
+def _thop_rule(module, inputs, output):
+    module.total_ops += linear_attention_macs(module, inputs[0])
+
+
+def count_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward as torch's FlopCounterMode counts them (2 per multiply-add, matmuls and convs)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops()
+
+
+try:  # thop comes with ultralytics (as ultralytics-thop); the formulas above work without it
+    import importlib
+
+    _thop_profile = importlib.import_module("thop.profile")  # the module: thop re-exports a function of that name
+
+    for _cls in (LinearAttention, FocusedLinearAttention):
+        _thop_profile.register_hooks[_cls] = _thop_rule
+except ImportError:
+    pass

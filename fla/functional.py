@@ -1,0 +1,149 @@
+"""Pure tensor functions behind the attention modules, one equation each.
+
+Shapes: q is (..., N, d), k and v are (..., M, d) with M keys; all functions work per head
+when the leading dims are (B, heads).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "focus",
+    "relu_kernel",
+    "elu_kernel",
+    "kv_order_is_cheaper",
+    "linear_attention",
+    "normalise_rows",
+    "dwc_matrix",
+    "row_entropy",
+    "numerical_rank",
+    "attention_macs",
+]
+
+
+def _check_p(p: float) -> None:
+    if not p > 0:
+        raise ValueError(f"focusing factor p must be > 0, got p={p}")
+
+
+def focus(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Focusing function f_p(x) = ||x|| · x**p / ||x**p|| over the last dim (paper Eq. 6).
+
+    Keeps each vector's norm, raises its entries to the power p so that the large ones
+    dominate: the direction moves towards the nearest axis, which sharpens attention between
+    similar vectors (notebook 02). x must be non-negative, as after a ReLU kernel.
+    Computed on x / max(x), which leaves the result unchanged (f_p is scale-invariant in the
+    direction) and keeps x**p inside fp32 range for large activations and p. Entries below
+    1e-10 of the peak after the power are raised to that floor: with large p they would
+    underflow to 0, and two vectors with disjoint supports would get q·k = 0 and a 0/0
+    attention row (the role the authors' +1e-6 before the power cannot play for large p).
+    """
+    _check_p(p)
+    peak = x.amax(dim=-1, keepdim=True).detach().clamp_min(torch.finfo(x.dtype).tiny)
+    xp = ((x / peak) ** p).clamp_min(1e-10)
+    return xp * (x.norm(dim=-1, keepdim=True) / xp.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny))
+
+
+def relu_kernel(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """phi(x) = ReLU(x) + eps: non-negative features; eps keeps every normaliser q·Σk > 0 (notebook 01)."""
+    return F.relu(x) + eps
+
+
+def elu_kernel(x: torch.Tensor) -> torch.Tensor:
+    """phi(x) = elu(x) + 1 (Katharopoulos et al. 2020): strictly positive features (notebook 01)."""
+    return F.elu(x) + 1.0
+
+
+def kv_order_is_cheaper(n: int, m: int, d: int, dv: int) -> bool:
+    """True when phi(Q)(phi(K)^T V) costs fewer multiply-adds than (phi(Q)phi(K)^T)V (notebook 01).
+
+    kv order: M·d·dv + N·d·dv;  qk order: N·M·d + N·M·dv. With N = M and d = dv the kv
+    order wins exactly when N > d.
+    """
+    return d * dv * (n + m) < n * m * (d + dv)
+
+
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = "auto") -> torch.Tensor:
+    """Normalised linear attention  out_i = sum_j (q_i·k_j) v_j / (q_i · sum_j k_j)  (paper Eq. 3-4).
+
+    q, k are already mapped by a non-negative kernel. Both multiplication orders give the same
+    result up to rounding; "auto" takes the cheaper (notebook 01). The normaliser uses the key
+    mean and K^T V / M (each side scaled by M^-1/2): the same value as the sum form, but the
+    intermediates stay O(1) instead of O(M), which keeps them in fp16 range.
+    """
+    n, m, d, dv = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    if order == "auto":
+        order = "kv" if kv_order_is_cheaper(n, m, d, dv) else "qk"
+    k_mean = k.mean(dim=-2, keepdim=True).transpose(-2, -1)  # (..., d, 1)
+    z = 1.0 / (q @ k_mean)  # (..., N, 1)
+    if order == "kv":
+        s = m ** -0.5
+        kv = (k * s).transpose(-2, -1) @ (v * s)  # (..., d, dv) = K^T V / M
+        return (q @ kv) * z
+    if order == "qk":
+        return ((q @ k.transpose(-2, -1)) @ v) * (z / m)
+    raise ValueError(f"order must be 'auto', 'kv' or 'qk', got order={order!r}")
+
+
+def normalise_rows(scores: torch.Tensor) -> torch.Tensor:
+    """Divide each row of non-negative scores by its sum: the N×M attention weights (notebook 02)."""
+    return scores / scores.sum(dim=-1, keepdim=True)
+
+
+def dwc_matrix(weight: torch.Tensor, height: int, width: int, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Depthwise k×k convolution (zero padding k//2) on an H×W grid as C banded N×N matrices (notebook 03).
+
+    weight: (C, 1, k, k). Returns (C, N_out, N) with y_c = D[c] @ x_c on flattened (row-major)
+    grids. With out_size, the conv output is resized bilinearly to that grid (the sr_ratio > 1
+    path of FocusedLinearAttention), so D maps the N-key grid onto the N_out query grid.
+    Built column by column by applying the operator to the identity, so it is exactly the
+    linear map the module computes.
+    """
+    c, k = weight.shape[0], weight.shape[-1]
+    n = height * width
+    eye = torch.eye(n, dtype=weight.dtype, device=weight.device).reshape(n, 1, height, width).expand(n, c, height, width)
+    cols = F.conv2d(eye, weight, padding=k // 2, groups=c)  # (N basis, C, H, W)
+    if out_size is not None and tuple(out_size) != (height, width):
+        cols = F.interpolate(cols, size=out_size, mode="bilinear", align_corners=False)
+    return cols.flatten(2).permute(1, 2, 0)  # (C, N_out, N)
+
+
+def row_entropy(attn: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) of each row of row-stochastic weights; lower = more focused (notebook 02).
+
+    A uniform row over M keys has entropy log M, a one-hot row 0.
+    """
+    p = attn.clamp_min(0)
+    return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=-1)
+
+
+def numerical_rank(matrix: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
+    """Number of singular values above rtol · s_max (notebook 03).
+
+    Default rtol = max(N, M) · eps of the dtype, the same rule as numpy.linalg.matrix_rank.
+    Computed in float64, so the tolerance is that of the input dtype, not of float64.
+    """
+    if rtol is None:
+        rtol = max(matrix.shape[-2:]) * torch.finfo(matrix.dtype).eps
+    s = torch.linalg.svdvals(matrix.double())
+    return (s > rtol * s[..., :1]).sum(dim=-1)
+
+
+def attention_macs(n: int, d: int, kind: str, m: int | None = None, dv: int | None = None) -> int:
+    """Multiply-adds of one head's token mixing, projections excluded (notebook 01).
+
+    kind "softmax": QK^T then AV, N·M·(d + dv) — quadratic in tokens.
+    kind "linear":  K^T V, Q(K^T V) and the normaliser Q·mean(K), (N + M)·d·dv + N·d — linear.
+    FLOPs are twice these (one multiply and one add each).
+    """
+    m = n if m is None else m
+    dv = d if dv is None else dv
+    if kind == "softmax":
+        return n * m * (d + dv)
+    if kind == "linear":
+        return (n + m) * d * dv + n * d
+    raise ValueError(f"kind must be 'softmax' or 'linear', got kind={kind!r}")
+

@@ -1,0 +1,176 @@
+"""YOLO blocks with focused linear attention, plugged into ultralytics' model registry (notebook 04).
+
+``register()`` (run on import of this module) teaches ``ultralytics.nn.tasks.parse_model`` the
+YAML names ``C2f_FLA`` and ``FLABlock`` without forking ultralytics:
+
+- parse_model decides channel inference and depth/width scaling by *identity* membership in
+  frozensets local to it, so no subclass or global name can join them. The wrapper hands
+  parse_model a copy of the YAML in which ``C2f_FLA`` reads ``C2f`` and ``FLABlock`` reads
+  ``nn.BatchNorm2d`` (whose rule passes the input channels), lets ultralytics infer and scale
+  every channel count as it does for its own layers, then swaps each stand-in for our block
+  built with the channels read off the stand-in.
+- The YAML the model keeps still names our blocks, so ``Model.train()`` (which rebuilds from
+  the YAML) builds them again, and checkpoints pickle ``fla.yolo.*`` classes, whose import
+  registers everything again in a fresh process.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+from .env import offline_ultralytics
+
+offline_ultralytics()
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from ultralytics.nn import tasks  # noqa: E402
+from ultralytics.nn.modules import C2f, Conv  # noqa: E402
+
+from .attention import FocusedLinearAttention  # noqa: E402
+
+__all__ = ["Bottleneck_FLA", "C2f_FLA", "FLABlock", "register", "model_yaml", "VARIANTS", "model_summary"]
+
+CFG_DIR = Path(__file__).parent / "cfg"
+VARIANTS = {"base": "yolov8-base.yaml", "c2f_fla": "yolov8-c2f-fla.yaml", "neck_fla": "yolov8-neck-fla.yaml"}
+
+
+def heads_for(channels: int, head_dim: int = 32) -> int:
+    """Heads of about ``head_dim`` channels, as in the paper's models; at least one, dividing ``channels``."""
+    heads = max(1, channels // head_dim)
+    while channels % heads:
+        heads -= 1
+    return heads
+
+
+class Bottleneck_FLA(nn.Module):
+    """YOLOv8 bottleneck whose output passes a focused-linear-attention residual branch.
+
+        y = cv2(cv1(x));   y = y + FLA(y);   out = x + y  if shortcut and c1 == c2  else  y
+
+    The seed called the attention only when there was no shortcut, so in YOLOv8's backbone
+    (shortcut=True) it was built but never used. Here it is always in the path, as a residual
+    branch: at initialisation the block stays close to the stock bottleneck, which keeps
+    training from scratch stable, and the shortcut keeps its usual meaning.
+    """
+
+    def __init__(self, c1: int, c2: int, shortcut: bool = True, g: int = 1, k=(3, 3), e: float = 0.5, **fla_kwargs):
+        super().__init__()
+        c_ = int(c2 * e)
+        self.cv1 = Conv(c1, c_, k[0], 1)
+        self.cv2 = Conv(c_, c2, k[1], 1, g=g)
+        fla_kwargs.setdefault("num_heads", heads_for(c2))
+        self.attn = FocusedLinearAttention(c2, **fla_kwargs)
+        self.add = shortcut and c1 == c2
+
+    def forward(self, x):
+        y = self.cv2(self.cv1(x))
+        y = y + self.attn(y)
+        return x + y if self.add else y
+
+
+class C2f_FLA(C2f):
+    """C2f whose bottlenecks are ``Bottleneck_FLA``: a drop-in for C2f with the same YAML args ``[c2, shortcut]``."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5, **fla_kwargs):
+        super().__init__(c1, c2, n, shortcut, g, e)
+        self.m = nn.ModuleList(
+            Bottleneck_FLA(self.c, self.c, shortcut, g, k=(3, 3), e=1.0, **fla_kwargs) for _ in range(n)
+        )
+
+
+class FLABlock(nn.Module):
+    """Standalone neck block ``x + FLA(x)``; channels come from the previous layer (YAML args: ``[]``
+    or ``[num_heads]``). The residual lets the block start near identity in a detector trained from scratch."""
+
+    def __init__(self, c1: int, num_heads: int | None = None, **fla_kwargs):
+        super().__init__()
+        self.attn = FocusedLinearAttention(c1, num_heads or heads_for(c1), **fla_kwargs)
+
+    def forward(self, x):
+        return x + self.attn(x)
+
+
+def _from_c2f(stand_in: C2f, args) -> C2f_FLA:
+    """C2f_FLA with the channels, depth, shortcut, groups and expansion ultralytics gave the stand-in C2f."""
+    c1, c2 = stand_in.cv1.conv.in_channels, stand_in.cv2.conv.out_channels
+    first = stand_in.m[0] if len(stand_in.m) else None
+    shortcut = bool(first.add) if first is not None else False
+    g = first.cv2.conv.groups if first is not None else 1
+    return C2f_FLA(c1, c2, len(stand_in.m), shortcut, g, stand_in.c / c2)
+
+
+def _from_batchnorm(stand_in: nn.BatchNorm2d, args) -> FLABlock:
+    return FLABlock(stand_in.num_features, *args)
+
+
+# YAML name -> (ultralytics stand-in whose channel rule we borrow, builder from the built stand-in)
+_STAND_INS = {"C2f_FLA": ("C2f", _from_c2f), "FLABlock": ("nn.BatchNorm2d", _from_batchnorm)}
+
+
+def _with_fla(parse_model):
+    @functools.wraps(parse_model)
+    def parse(d, ch, verbose=True):
+        d = copy.deepcopy(d)
+        swaps = {}
+        for i, layer in enumerate(d["backbone"] + d["head"]):
+            f, _, name, args = layer
+            if name not in _STAND_INS:
+                continue
+            if name == "FLABlock":
+                if f != -1:
+                    raise ValueError(f"layer {i}: FLABlock takes the previous layer's output (from=-1), got from={f}")
+                layer[3] = []  # BatchNorm2d's rule passes only the input channels
+            layer[2], build = _STAND_INS[name]
+            swaps[i] = (name, build, list(args))
+        model, save = parse_model(d, ch, verbose)
+        for i, (name, build, args) in swaps.items():
+            stand_in = model[i]
+            block = build(stand_in, args)
+            block.i, block.f, block.type = stand_in.i, stand_in.f, f"fla.yolo.{name}"
+            block.np = sum(p.numel() for p in block.parameters())
+            model[i] = block
+            if verbose:
+                tasks.LOGGER.info(f"fla: layer {i} is {name} ({block.np} params; built on ultralytics' {stand_in.type} channel rule)")
+        return model, save
+
+    parse._fla_registered = True
+    return parse
+
+
+def register() -> None:
+    """Make ``C2f_FLA`` and ``FLABlock`` usable in model YAMLs (idempotent; run on ``import fla.yolo``)."""
+    if not getattr(tasks.parse_model, "_fla_registered", False):
+        tasks.parse_model = _with_fla(tasks.parse_model)
+    for cls in (Bottleneck_FLA, C2f_FLA, FLABlock):  # also resolvable by name, like ultralytics' own blocks
+        setattr(tasks, cls.__name__, cls)
+
+
+def model_yaml(variant: str = "base", scale: str = "n") -> str:
+    """Path of a shipped model YAML with the scale in its name (ultralytics reads the scale from it)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got variant={variant!r}")
+    if scale not in "nsmlx" or len(scale) != 1:
+        raise ValueError(f"scale must be one of n, s, m, l, x, got scale={scale!r}")
+    return str(CFG_DIR / VARIANTS[variant].replace("yolov8", f"yolov8{scale}", 1))
+
+
+def model_summary(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> dict:
+    """Parameters and GFLOPs (2 × thop multiply-adds, ultralytics' convention) of a detection model at imgsz.
+
+    Profiles one real forward at the full size, so every matmul inside the attention is
+    counted as it runs (notebook 04). ``model`` may be a ``YOLO`` object or its ``.model``.
+    """
+    import thop
+
+    net = getattr(model, "model", model)
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    p = next(net.parameters())
+    im = torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype)
+    macs, params = thop.profile(copy.deepcopy(net), inputs=[im], verbose=False)
+    attn = sum(m.numel() for mod in net.modules() if isinstance(mod, FocusedLinearAttention) for m in mod.parameters())
+    return {"params": int(params), "attention_params": int(attn), "gflops": 2 * macs / 1e9}
+
+
+register()

@@ -36,8 +36,19 @@ def _thop_rule(module, inputs, output):
     module.total_ops += linear_attention_macs(module, inputs[0])
 
 
+def _count_cpu_sdpa() -> None:
+    """FlopCounterMode knows the CUDA SDPA kernels but not the CPU one; give it the same formula."""
+    from torch.utils import flop_counter as fc
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None and op not in fc.flop_registry:
+        fc.register_flop_formula(op, get_raw=True)(fc.sdpa_flop)  # already shape-wrapped
+
+
 def count_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward as torch's FlopCounterMode counts them (2 per multiply-add, matmuls and convs)."""
+    """FLOPs of one forward as torch's FlopCounterMode counts them (2 per multiply-add, matmuls and convs;
+    softmax attention through SDPA included, on CPU too)."""
+    _count_cpu_sdpa()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         module(x)
     return counter.get_total_flops()

@@ -1,0 +1,351 @@
+"""The attention modules against explicit dense references, and every seed defect as a regression test."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from einops import rearrange
+
+import fla
+from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, focus
+from fla import functional as Fn
+
+SIZES = [(1, 1), (7, 5), (16, 25), (20, 32), (40, 40)]
+
+
+def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Build the N×M matrices explicitly and apply them: the definition, not the fast path."""
+    h, w = x.shape[-2:]
+    _, _, v, _ = m._project(x)
+    (vh,) = m._split(v)
+    out = m.attention_matrix(x).to(vh.dtype) @ vh  # (B, heads, N, d)
+    if isinstance(m, FocusedLinearAttention):  # + DWC as a banded matrix, one per head channel
+        out = out + torch.einsum("dnm,bhmd->bhnd", m.dwc_matrix(h, w).to(vh.dtype), vh)
+    y = m.proj(rearrange(out, "b h n d -> b n (h d)"))
+    return rearrange(y, "b (h w) c -> b c h w", h=h)
+
+
+@pytest.mark.parametrize("hw", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("order", ["kv", "qk"])
+@pytest.mark.parametrize("sr_ratio", [1, 2])
+def test_fla_equals_dense_reference(hw, order, sr_ratio):
+    if sr_ratio > min(hw):
+        pytest.skip("map smaller than sr_ratio")
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, order=order, sr_ratio=sr_ratio)
+    x = torch.randn(2, 32, *hw)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dense_reference(m, x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["relu", "elu"])
+@pytest.mark.parametrize("order", ["kv", "qk"])
+def test_linear_attention_equals_dense_reference(kernel, order):
+    torch.manual_seed(0)
+    m = LinearAttention(16, num_heads=2, kernel=kernel, order=order)
+    x = torch.randn(2, 16, 6, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dense_reference(m, x), atol=1e-5, rtol=1e-5)
+
+
+def test_softmax_sdpa_equals_explicit_softmax_matrix():
+    torch.manual_seed(0)
+    m = SoftmaxAttention(16, num_heads=4)
+    x = torch.randn(2, 16, 5, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dense_reference(m, x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [SoftmaxAttention, LinearAttention, FocusedLinearAttention])
+def test_same_interface_and_row_stochastic_weights(cls):
+    m = cls(16, num_heads=4)
+    x = torch.randn(2, 16, 6, 5)
+    assert m(x).shape == x.shape
+    a = m.attention_matrix(x)
+    assert a.shape == (2, 4, 30, 30)
+    assert (a >= 0).all()
+    torch.testing.assert_close(a.sum(-1), torch.ones(2, 4, 30))
+
+
+def test_orders_agree_and_auto_takes_the_cheaper():
+    torch.manual_seed(0)
+    q, k, v = torch.rand(2, 3, 50, 8), torch.rand(2, 3, 40, 8), torch.randn(2, 3, 40, 8)
+    torch.testing.assert_close(Fn.linear_attention(q, k, v, "kv"), Fn.linear_attention(q, k, v, "qk"))
+    assert Fn.kv_order_is_cheaper(100, 100, 16, 16) and not Fn.kv_order_is_cheaper(8, 8, 16, 16)
+    with pytest.raises(ValueError, match="order"):
+        Fn.linear_attention(q, k, v, "vk")
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(8, num_heads=2, kernel_size=3, pos_size=2).double()
+    x = torch.randn(1, 8, 3, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(m, (x,), eps=1e-6, atol=1e-5)
+
+
+def _symmetric_dwc(m):
+    with torch.no_grad():
+        w = m.dwc.weight
+        w.copy_((w + w.flip(-1)) / 2)
+
+
+@pytest.mark.parametrize("hw", [(6, 9), (16, 25)])
+def test_flip_along_w_commutes_with_symmetric_dwc_and_no_pos(hw):
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(16, num_heads=2, pos_encoding=False)
+    _symmetric_dwc(m)
+    x = torch.randn(2, 16, *hw)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x.flip(-1)), m(x).flip(-1), atol=1e-5, rtol=1e-5)
+
+
+def test_flip_test_can_fail_with_an_asymmetric_kernel():
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(16, num_heads=2, pos_encoding=False)
+    x = torch.randn(2, 16, 6, 9)
+    with torch.no_grad():
+        assert not torch.allclose(m(x.flip(-1)), m(x).flip(-1), atol=1e-4)
+
+
+# --- seed defect 1: any H×W --------------------------------------------------------------
+
+
+def test_non_square_maps_keep_token_positions():
+    """The seed reshaped with sqrt(N): 20×32 crashed and 16×25 silently scrambled tokens.
+
+    With V = x and DWC = identity, one hot token at (3, 17) must come out strongest at
+    (3, 17): the DWC term returns it in place, the attention term spreads it thinly.
+    """
+    m = FocusedLinearAttention(16, num_heads=2, pos_encoding=False)
+    x = torch.zeros(1, 16, 16, 25)
+    x[0, :, 3, 17] = 1.0
+    with torch.no_grad():
+        m.to_kv.weight[16:].copy_(torch.eye(16))
+        m.to_kv.bias.zero_()
+        m.proj.weight.copy_(torch.eye(16))
+        m.proj.bias.zero_()
+        m.dwc.weight.zero_()
+        m.dwc.weight[:, 0, 2, 2] = 1.0
+        y = m(x).abs().sum(1)[0]
+    assert y.shape == (16, 25)
+    assert divmod(y.argmax().item(), 25) == (3, 17)
+
+
+# --- seed defect 2: positional encoding ------------------------------------------------------
+
+
+def test_positional_encoding_is_a_learned_parameter():
+    m = FocusedLinearAttention(16, num_heads=2, pos_size=(4, 6))
+    assert "pos" in dict(m.named_parameters())
+    assert m.pos.shape == (1, 16, 4, 6)
+    m(torch.randn(2, 16, 4, 6)).square().mean().backward()
+    assert m.pos.grad is not None and m.pos.grad.abs().sum() > 0
+    assert "pos" in m.state_dict()
+
+
+def test_positional_encoding_changes_the_output_and_resizes_in_2d():
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(16, num_heads=2, pos_size=4)
+    x = torch.randn(1, 16, 8, 12)  # not the size it was built for: resized over the 2-D grid
+    with torch.no_grad():
+        y = m(x)
+        m.pos.mul_(50)
+        assert not torch.allclose(m(x), y, atol=1e-4)
+        resized = m._positional((8, 12))
+    grid = torch.nn.functional.interpolate(m.pos.detach(), size=(8, 12), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(resized, rearrange(grid, "1 c h w -> 1 (h w) c"))
+
+
+def test_pos_encoding_off():
+    m = FocusedLinearAttention(16, num_heads=2, pos_encoding=False)
+    assert m.pos is None and "pos" not in dict(m.named_parameters())
+
+
+# --- seed defect 3: dtypes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("p", [1.0, 3.0, 10.0])
+@pytest.mark.parametrize("amplitude", [1.0, 30.0, 100.0])
+def test_half_precision_finite(dtype, p, amplitude):
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, focusing_factor=p).to(dtype)
+    x = (torch.randn(2, 32, 9, 7) * amplitude).clamp(-100, 100).to(dtype).requires_grad_()
+    y = m(x)
+    assert y.dtype == dtype and torch.isfinite(y).all()
+    y.float().square().mean().backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(t.grad).all() for t in m.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_finite_and_close_to_fp32(dtype):
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, focusing_factor=10.0)
+    x = (torch.randn(2, 32, 8, 8) * 100).requires_grad_()
+    with torch.autocast("cpu", dtype=dtype):
+        y = m(x)
+    assert y.dtype == torch.float32 and torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        ref = m(x)
+    assert (y - ref).abs().max() / ref.abs().max() < 0.05
+
+
+# --- seed defect 4: sr_ratio > 1 ------------------------------------------------------------
+
+
+def test_sr_ratio_reduces_keys_in_2d():
+    m = FocusedLinearAttention(16, num_heads=2, sr_ratio=2)
+    x = torch.randn(1, 16, 10, 14)
+    assert m.attention_matrix(x).shape == (1, 2, 140, 35)
+    assert m.dwc_matrix(10, 14).shape == (8, 140, 35)
+    assert m(x).shape == x.shape
+    with pytest.raises(ValueError, match="smaller than sr_ratio=4"):
+        FocusedLinearAttention(16, num_heads=2, sr_ratio=4)(torch.randn(1, 16, 3, 8))
+
+
+def test_sr_ratio_bf16():
+    m = FocusedLinearAttention(16, num_heads=2, sr_ratio=2).to(torch.bfloat16)
+    y = m(torch.randn(1, 16, 9, 13, dtype=torch.bfloat16))
+    assert y.shape == (1, 16, 9, 13) and torch.isfinite(y).all()
+
+
+# --- seed defect 5: bad arguments ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dim=30, num_heads=8), "dim=30 must be a positive multiple of num_heads=8"),
+        (dict(dim=32, focusing_factor=0), "p=0"),
+        (dict(dim=32, focusing_factor=-1.5), "p=-1.5"),
+        (dict(dim=32, kernel_size=4), "kernel_size=4"),
+        (dict(dim=32, sr_ratio=0), "sr_ratio=0"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FocusedLinearAttention(**kwargs)
+
+
+def test_bad_inputs():
+    m = FocusedLinearAttention(32)
+    with pytest.raises(ValueError, match=r"4-D feature map \(B, C, H, W\), got shape \(2, 100, 32\)"):
+        m(torch.randn(2, 100, 32))
+    with pytest.raises(ValueError, match="expected C=32 channels, got C=16"):
+        m(torch.randn(2, 16, 8, 8))
+    with pytest.raises(ValueError, match="kernel must be 'relu' or 'elu'"):
+        LinearAttention(16, kernel="tanh")
+
+
+# --- the focusing function -------------------------------------------------------------------
+
+
+def test_focus_keeps_the_norm_and_sharpens():
+    x = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 4.0]])
+    for p in (1.0, 2.0, 3.0, 7.5):
+        torch.testing.assert_close(focus(x, p).norm(dim=-1), x.norm(dim=-1))
+    torch.testing.assert_close(focus(x, 1.0), x)
+    share = [(focus(x, p)[0, 2] / focus(x, p)[0].sum()).item() for p in (1, 2, 4, 8)]
+    assert share == sorted(share) and share[-1] > share[0]
+    # Eq. 6 literally, where it does not overflow
+    torch.testing.assert_close(focus(x, 3.0), x.norm(dim=-1, keepdim=True) * x**3 / (x**3).norm(dim=-1, keepdim=True))
+
+
+def test_focus_similar_vectors_become_more_similar_and_dissimilar_less():
+    """The paper's Prop. 1: focusing pulls each vector towards its nearest axis."""
+    a, b = torch.tensor([1.0, 0.2, 0.1]), torch.tensor([0.9, 0.3, 0.1])
+    c = torch.tensor([0.2, 0.1, 1.0])
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(focus(a, 3), focus(b, 3), dim=0) > cos(a, b, dim=0) - 1e-6
+    assert cos(focus(a, 3), focus(c, 3), dim=0) < cos(a, c, dim=0)
+
+
+def test_focus_large_values_stay_finite():
+    x = torch.rand(4, 64) * 1e4
+    y = focus(x, 10.0)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1), rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="p=0"):
+        focus(x, 0)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_row_entropy_and_rank():
+    uniform = torch.full((3, 5), 0.2)
+    torch.testing.assert_close(Fn.row_entropy(uniform), torch.full((3,), math.log(5)))
+    assert Fn.row_entropy(torch.eye(4)).abs().max() < 1e-6
+    low = torch.randn(20, 3) @ torch.randn(3, 20)
+    assert Fn.numerical_rank(low).item() == 3
+    assert Fn.numerical_rank(torch.eye(20)).item() == 20
+
+
+def test_dwc_matrix_is_the_conv():
+    torch.manual_seed(0)
+    w = torch.randn(3, 1, 5, 5)
+    x = torch.randn(3, 7, 6)
+    conv = torch.nn.functional.conv2d(x[None], w, padding=2, groups=3)[0].flatten(1)
+    torch.testing.assert_close(torch.einsum("cnm,cm->cn", Fn.dwc_matrix(w, 7, 6), x.flatten(1)), conv)
+
+
+def test_linear_attention_is_low_rank_and_dwc_restores_rank():
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4)  # head_dim 8
+    x = torch.randn(1, 32, 8, 8)  # N = 64
+    with torch.no_grad():
+        a = m.attention_matrix(x)[0, 0]
+        assert Fn.numerical_rank(a).item() <= 8
+        assert Fn.numerical_rank(a + m.dwc_matrix(8, 8)[0]).item() > 8
+
+
+# --- counting --------------------------------------------------------------------------------
+
+
+def test_flop_counters_agree_with_the_formula():
+    import thop
+
+    from fla.flops import count_flops, linear_attention_macs
+
+    m = FocusedLinearAttention(32, num_heads=4, order="kv")
+    x = torch.randn(1, 32, 10, 12)
+    n, c = 120, 32
+    projections = n * c * c * 4  # q, k, v, out
+    core = linear_attention_macs(m, x)
+    assert core == 4 * ((n + n) * 8 * 8 + n * 8) + 4 * 8 * n * 25
+    assert count_flops(m, x) == 2 * (core + projections)
+    macs, _ = thop.profile(m, inputs=(x,), verbose=False)
+    assert macs == core + projections
+
+
+def test_softmax_flops_are_quadratic():
+    from fla.flops import count_flops
+
+    m = SoftmaxAttention(32, num_heads=4)
+    small, large = count_flops(m, torch.randn(1, 32, 8, 8)), count_flops(m, torch.randn(1, 32, 16, 16))
+    proj = lambda n: 2 * 4 * n * 32 * 32  # noqa: E731
+    assert (large - proj(256)) / (small - proj(64)) == 16  # 4x tokens -> 16x token mixing
+
+
+# --- compile and identity --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager():
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(16, num_heads=2)
+    x = torch.randn(1, 16, 6, 10)
+    compiled = torch.compile(m)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), m(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fla_is_this_project_not_flash_linear_attention():
+    from pathlib import Path
+
+    assert Path(fla.__file__).resolve().parent == Path(__file__).resolve().parents[1] / "fla"
+    assert fla.FocusedLinearAttention is FocusedLinearAttention

@@ -1,0 +1,24 @@
+import socket
+
+import pytest
+
+
+def test_non_loopback_connect_is_refused():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with pytest.raises(AssertionError, match="non-loopback"):
+            s.connect(("192.0.2.1", 80))  # TEST-NET-1: never routed
+    finally:
+        s.close()
+
+
+def test_loopback_connect_is_allowed():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    client = socket.socket()
+    try:
+        client.connect(server.getsockname())
+    finally:
+        client.close()
+        server.close()

@@ -1,0 +1,35 @@
+# The two commands of the README:  `make lab` (set up + open the notebooks)  and  `make test` (set up + run all tests).
+# Everything lives in .venv; a stamp per extra re-installs only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: lab test chromium clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+
+$(VENV)/.lab: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[notebooks]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[notebooks,test]'
+	touch $@
+
+lab: $(VENV)/.lab
+	$(BIN)/jupyter lab notebooks/
+
+# The browser test needs Debian's chromium; it is installed when we are root, otherwise that test skips.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the browser test will skip"; }
+
+test: $(VENV)/.test chromium
+	FLA_QUICK=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -18,7 +18,7 @@ VERBS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="fla", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="fla", description="Focused Linear Attention: the helmet data, training and benchmark commands.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
     for verb, (_, help_) in VERBS.items():
         sub.add_parser(verb, help=help_, add_help=False)

@@ -1,0 +1,41 @@
+"""``python -m fla data get [--out DIR] [--base-url URL] [--from DIR]``: the last line printed is the data.yaml path.
+
+A thin shell over ``fla.data.get_data`` (notebook 05 calls the function itself).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import DEFAULT_BASE_URL, DataError, cache_dir, get_data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="get")
+    get = sub.add_parser("get", help="download, verify or build the helmet subset; print its data.yaml path")
+    get.add_argument("--out", type=Path, help=f"target folder (default: {cache_dir()}; "
+                                              "a prepared --from folder is used in place)")
+    get.add_argument("--base-url", default=DEFAULT_BASE_URL, help="raw-file host and commit to download from")
+    get.add_argument("--from", dest="source", type=Path,
+                     help="local folder: a prepared copy of the subset, or the full Roboflow YOLOv8 export")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        path = get_data(out=args.out, base_url=args.base_url, source=args.source)
+    except DataError as e:
+        print(f"fla data: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fla data", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Detections of several trained variants on the same validation images, side by side (notebook 05).
+
+Predicted boxes are solid and coloured by class with their confidence; ground-truth boxes from
+the YOLO label file are dashed white, so a miss, a duplicate or a wrong class shows at a glance.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import yolo  # noqa: F401  offline switches + our blocks registered before checkpoints are unpickled
+
+__all__ = ["val_images", "ground_truth", "show_detections"]
+
+COLOURS = {0: "tab:green", 1: "tab:red"}  # helmet, head
+
+
+def val_images(data_yaml, n: int = 4, min_heads: int = 1) -> list[Path]:
+    """The first ``n`` validation images (sorted by name) with at least ``min_heads`` boxes of class 1 (head):
+    the interesting ones, since most boxes are helmets."""
+    import yaml
+
+    data_yaml = Path(data_yaml)
+    cfg = yaml.safe_load(data_yaml.read_text())
+    root = Path(cfg.get("path") or data_yaml.parent)
+    picked = []
+    for image in sorted((root / cfg["val"]).glob("*.jpg")):
+        if sum(c == 1 for c, _ in ground_truth(image)) >= min_heads:
+            picked.append(image)
+        if len(picked) == n:
+            break
+    return picked
+
+
+def ground_truth(image) -> list[tuple[int, tuple[float, float, float, float]]]:
+    """``[(class, (cx, cy, w, h)), ...]`` normalised, from the label file that mirrors ``images/`` under ``labels/``."""
+    image = Path(image)
+    label = Path(*("labels" if part == "images" else part for part in image.parts)).with_suffix(".txt")
+    rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
+    return [(int(r[0]), tuple(map(float, r[1:5]))) for r in rows]
+
+
+def show_detections(weights: dict, images, imgsz: int = 640, conf: float = 0.25, device: str = "cpu"):
+    """Grid of detections: one row per image, one column per entry of ``weights`` ({title: path to best.pt}).
+
+    Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    from PIL import Image
+    from ultralytics import YOLO
+
+    images = [Path(p) for p in images]
+    fig, axes = plt.subplots(len(images), len(weights), figsize=(4.2 * len(weights), 3.2 * len(images)), squeeze=False)
+    for col, (title, path) in enumerate(weights.items()):
+        model = YOLO(path)
+        results = model.predict([str(p) for p in images], imgsz=imgsz, conf=conf, device=device, verbose=False)
+        for row, (image, result) in enumerate(zip(images, results)):
+            ax = axes[row, col]
+            picture = Image.open(image)
+            ax.imshow(picture)
+            w, h = picture.size
+            for c, (cx, cy, bw, bh) in ground_truth(image):
+                ax.add_patch(Rectangle(((cx - bw / 2) * w, (cy - bh / 2) * h), bw * w, bh * h,
+                                       fill=False, ec="white", ls="--", lw=1))
+            for (x1, y1, x2, y2), c, p in zip(result.boxes.xyxy.tolist(), result.boxes.cls.tolist(), result.boxes.conf.tolist()):
+                colour = COLOURS.get(int(c), "tab:blue")
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1.5))
+                ax.text(x1, y1, f"{result.names[int(c)]} {p:.2f}", color="white", fontsize=6,
+                        bbox=dict(fc=colour, ec="none", pad=1))
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(f"{title}", fontsize=10)
+            ax.text(0.01, 0.01, f"{len(result.boxes)} boxes ≥ {conf}", transform=ax.transAxes, color="white",
+                    fontsize=7, va="bottom", bbox=dict(fc="black", alpha=0.5, ec="none"))
+    fig.suptitle("predictions (solid: green helmet, red head) vs ground truth (dashed)", fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -94,17 +94,19 @@ def _timing_callbacks(model: YOLO, threads: int) -> list[float]:
     return seconds
 
 
-def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16, scale: str = "n",
+def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16,
               device: str | None = None, quick: bool = False, **overrides) -> dict:
     """Train one variant with one seed and return its results row (see ``COLUMNS``).
 
+    ``variant``: a key of ``fla.yolo.VARIANTS`` (yolov8n), or ``"<key>@<scale>"`` such as ``"c2f_fla@s"``.
     ``device``: "cpu", "0", ... (default: the GPU if present). ``overrides`` go to ``YOLO.train``
     (e.g. ``fraction=0.5``, ``plots=True``)."""
+    name, _, scale = variant.partition("@")
+    scale = scale or "n"
     if device is None:
         device = "0" if torch.cuda.is_available() and not quick else "cpu"
     save = run_dir(out, variant, seed, epochs, imgsz)
-    torch.manual_seed(seed)  # the initial weights (ultralytics seeds only from the trainer on)
-    model = YOLO(model_yaml(variant, scale))
+    model = YOLO(model_yaml(name, scale))  # the trainer rebuilds it from the YAML after seeding: same seed, same weights
     seconds = _timing_callbacks(model, threads=os.cpu_count() or 1)
     args = dict(
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=True, device=device,
@@ -148,7 +150,7 @@ def summary_table(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["variant"], r["epochs"], r["imgsz"], r["device"]), []).append(r)
-    base = {k[1:]: statistics.mean(r["s_per_epoch"] for r in g) for k, g in groups.items() if k[0] == "base"}
+    base = {k: statistics.mean(r["s_per_epoch"] for r in g) for k, g in groups.items() if k[0].partition("@")[0] == "base"}
 
     def pm(g, col):
         xs = [r[col] for r in g]
@@ -157,9 +159,10 @@ def summary_table(rows: list[dict]) -> str:
     table = []
     for (variant, epochs, imgsz, device), g in groups.items():
         t = statistics.mean(r["s_per_epoch"] for r in g)
-        rel = f"{t / base[(epochs, imgsz, device)]:.2f}×" if (epochs, imgsz, device) in base else "–"
+        ref = ("base" + variant[len(variant.partition("@")[0]):], epochs, imgsz, device)  # same scale, settings
+        rel = f"{t / base[ref]:.2f}×" if ref in base else "–"
         table.append([variant, len(g), epochs, imgsz, device, pm(g, "map50"), pm(g, "map50_95"), pm(g, "precision"),
-                      pm(g, "recall"), f"{g[0]['params'] / 1e6:.3f} M", f"{g[0]['gflops']:.2f}", f"{t:.1f}", rel])
+                      pm(g, "recall"), f"{g[0]['params'] / 1e6:.3f} M", f"{g[0]['gflops']:.2f}", f"{t:.2f}", rel])
     header = ["variant", "seeds", "epochs", "imgsz", "device", "mAP50", "mAP50-95", "precision", "recall",
               "params", "GFLOPs@640", "s/epoch", "time vs base"]
     return _markdown(header, table)
@@ -208,14 +211,15 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
     return fig
 
 
-def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, log=print, **kwargs) -> list[dict]:
+def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str = "n", log=print, **kwargs) -> list[dict]:
     """Every variant × seed not already in ``OUT/results.csv``; results written after each run.
 
+    Rows of a scale other than n name their variant ``<variant>@<scale>``.
     Returns all rows of this configuration (finished earlier or now), in variant × seed order."""
     out = Path(out)
     rows = read_results(out)
     done = {tuple(r[k] for k in KEY) for r in rows}
-    todo = [(v, s) for v in variants for s in seeds]
+    todo = [(v if scale == "n" else f"{v}@{scale}", s) for v in variants for s in seeds]
     for i, (variant, seed) in enumerate(todo, 1):
         tag = f"[{i}/{len(todo)}] {variant} seed {seed} ({epochs} epochs, imgsz {imgsz})"
         if (variant, seed, epochs, imgsz) in done:

@@ -174,3 +174,16 @@ def test_amp_check_never_downloads(monkeypatch, tmp_path):
     assert check(torch.nn.Linear(1, 1)) == "real"  # CPU: the real check (it returns False before any download)
     (tmp_path / "yolo26n.pt").touch()
     assert check(on_gpu) == "real"
+
+
+def test_summary_gives_mean_spread_and_time_vs_the_base_of_the_same_scale():
+    def row(variant, seed, map50, s):
+        return dict(variant=variant, seed=seed, epochs=2, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
+                    precision=0.5, recall=0.5, params=1_000_000, gflops=8.0, s_per_epoch=s)
+
+    rows = [row("base", 0, 0.2, 10.0), row("base", 1, 0.4, 12.0), row("c2f_fla", 0, 0.3, 11.0), row("c2f_fla", 1, 0.3, 11.0),
+            row("base@s", 0, 0.5, 20.0), row("c2f_fla@s", 0, 0.6, 30.0)]
+    lines = {line.split(" | ")[0].strip("| "): line for line in T.summary_table(rows).splitlines()[2:]}
+    assert "| 2 |" in lines["base"] and "0.300 ± 0.141" in lines["base"] and "11.00" in lines["base"]
+    assert "0.300 ± 0.000" in lines["c2f_fla"] and lines["c2f_fla"].endswith("| 1.00× |")
+    assert lines["c2f_fla@s"].endswith("| 1.50× |") and "0.600 ± 0.000" in lines["c2f_fla@s"]

@@ -1,0 +1,74 @@
+"""ipywidgets wiring for notebooks 02 and 03: controls -> a view from ``fla.views`` -> figure + text.
+
+Nothing is computed here; the views are plain functions that tests call directly.
+The picture is an Image widget (PNG bytes) and the numbers an HTML widget, not an Output
+widget: capturing into an Output widget while nbclient executes the notebook can stall it
+(jupyter/nbclient#312), and plain widget state also lands in the saved notebook as is.
+"""
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+
+from . import views
+
+__all__ = ["focusing_widget", "rank_widget"]
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)  # drawn once, into the widget; not again by the inline backend
+    return buf.getvalue()
+
+
+def _wire(controls: dict, render) -> widgets.VBox:
+    """Re-render whenever a control changes; render(**values) returns (figure, text)."""
+    picture = widgets.Image(format="png")
+    text = widgets.HTML()
+
+    def update(_=None):
+        fig, line = render(**{name: c.value for name, c in controls.items()})
+        picture.value = _png(fig)
+        text.value = f"<pre class='fla-view-text'>{html.escape(line)}</pre>"
+
+    for c in controls.values():
+        c.style.description_width = "initial"  # show "query row" in full
+        c.observe(update, names="value")
+    update()
+    row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+    return widgets.VBox([row, text, picture])
+
+
+def focusing_widget(image, tokens, p: float = 3.0, query: tuple[int, int] = (7, 7), kind: str = "focused") -> widgets.VBox:
+    """Sliders for p and the query cell, buttons for the kernel; shows ``views.focusing_view`` (notebook 02)."""
+    h, w = tokens.shape[-2:]
+    controls = {
+        "p": widgets.FloatSlider(value=p, min=1.0, max=10.0, step=0.5, description="p"),
+        "row": widgets.IntSlider(value=query[0], min=0, max=h - 1, description="query row"),
+        "col": widgets.IntSlider(value=query[1], min=0, max=w - 1, description="query col"),
+        "kind": widgets.ToggleButtons(options=[(views.LABELS[k], k) for k in views.KINDS], value=kind, description="kernel"),
+    }
+
+    def render(p, row, col, kind):
+        view = views.focusing_view(tokens, p, (row, col), kind)
+        return views.plot_focusing(view, image), view.text
+
+    return _wire(controls, render)
+
+
+def rank_widget(tokens, p: float = 3.0, kernel_size: int = 5) -> widgets.VBox:
+    """Sliders for p and the DWC kernel size; shows ``views.rank_view`` (notebook 03)."""
+    controls = {
+        "p": widgets.FloatSlider(value=p, min=1.0, max=10.0, step=0.5, description="p"),
+        "kernel_size": widgets.SelectionSlider(options=[3, 5, 7], value=kernel_size, description="DWC k"),
+    }
+
+    def render(p, kernel_size):
+        view = views.rank_view(tokens, p, kernel_size)
+        return views.plot_rank(view), view.text
+
+    return _wire(controls, render)

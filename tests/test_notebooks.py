@@ -1,0 +1,88 @@
+"""Every teaching notebook runs top to bottom in quick mode, headless, and keeps its widget state.
+
+The notebooks are found by name (notebooks/NN-*.ipynb), so a new one is tested the day it lands.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_env import KERNEL, isolated_jupyter_env
+
+import fla.nb
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+#: Sliders each notebook's saved widget state must hold: (model name, description).
+SLIDERS = {
+    "02-focusing": {("FloatSliderModel", "p"), ("IntSliderModel", "query row"), ("IntSliderModel", "query col"),
+                    ("ToggleButtonsModel", "kernel")},
+    "03-rank": {("FloatSliderModel", "p"), ("SelectionSliderModel", "DWC k")},
+}
+
+
+def test_notebooks_are_found():
+    names = [p.stem for p in NOTEBOOKS]
+    assert {"01-complexity", "02-focusing", "03-rank"} <= set(names), names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs_and_first_cell_installs_this_project(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
+    assert "widgets" not in nb.metadata, "commit notebooks without widget state"
+    first = code[0].source
+    assert f"git+{fla.nb.REPO_URL}" in first and "except ImportError" in first and "fla.nb.setup()" in first
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory, monkeypatch_module):
+    env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
+    for key in ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS"):
+        monkeypatch_module.setenv(key, env[key])  # the kernel manager in this process reads these
+    return env
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_kernel_is_this_interpreter(kernel_env):
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    assert KernelSpecManager().get_kernel_spec(KERNEL).argv[0] == sys.executable
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_in_quick_mode(path, kernel_env):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}})
+    t0 = time.perf_counter()
+    client.execute(env=kernel_env)  # raises CellExecutionError on the first failing cell
+    print(f"{path.name}: executed in quick mode in {time.perf_counter() - t0:.1f} s")
+
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    setup_output = "".join(o.get("text", "") for o in first_code.outputs)
+    assert "quick mode ON" in setup_output, setup_output  # FLA_QUICK reached the kernel; no pip install ran
+
+    expected = SLIDERS.get(path.stem)
+    if expected:
+        state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+        found = {(m["model_name"], m["state"].get("description")) for m in state.values()}
+        assert expected <= found, f"missing widgets: {expected - found}"
+        texts = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel"]
+        assert any("p = 3.00" in t for t in texts), texts  # the view rendered its first state
+        json.dumps(nb.metadata["widgets"])  # the saved state is plain JSON

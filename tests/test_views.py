@@ -1,0 +1,198 @@
+"""The notebooks' callbacks as plain functions: the effects the prose claims, on the real image."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fla import functional as Fn
+from fla.complexity import count_table, loglog_slope, time_forward
+from fla.tokens import default_image_path, image_tokens, load_image, similarity_attention
+from fla.views import attention_matrices, entropy_curve, focusing_view, rank_over_dim, rank_view
+
+
+@pytest.fixture(scope="module")
+def image():
+    return load_image()
+
+
+@pytest.fixture(scope="module")
+def tokens(image):
+    return image_tokens(image)
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+
+def test_default_image_ships_with_ultralytics(monkeypatch):
+    monkeypatch.delenv("FLA_DATA", raising=False)
+    path = default_image_path()
+    assert path.name == "bus.jpg" and path.is_file()
+
+
+def test_default_image_prefers_the_helmet_subset(monkeypatch, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    for name in ("b.jpg", "a.jpg"):
+        Image.new("RGB", (40, 30)).save(tmp_path / "images" / "val" / name)
+    monkeypatch.setenv("FLA_DATA", str(tmp_path))
+    assert default_image_path() == tmp_path / "images" / "val" / "a.jpg"
+    assert load_image(default_image_path(), size=28).shape == (28, 28, 3)
+
+
+def test_tokens_are_standardised_and_deterministic(image, tokens):
+    assert tokens.shape == (1, 64, 14, 14)
+    feats = tokens.flatten(2)[0]  # (d, N)
+    torch.testing.assert_close(feats.mean(dim=1), torch.zeros(64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(feats.std(dim=1), torch.ones(64), atol=1e-4, rtol=0)
+    assert torch.equal(image_tokens(image), tokens)
+    assert not torch.equal(image_tokens(image, seed=1), tokens)
+    with pytest.raises(ValueError, match="divisible"):
+        image_tokens(image[:200, :200])
+
+
+def test_similarity_modules_use_the_tokens_as_queries_and_keys(tokens):
+    """Identity projections: the modules' matrices are the textbook formulas on the tokens themselves."""
+    x = tokens.flatten(2)[0].T  # (N, d)
+    soft = similarity_attention("softmax").attention_matrix(tokens)[0, 0]
+    torch.testing.assert_close(soft, torch.softmax(x @ x.T / 8.0, dim=-1))
+    lin = similarity_attention("linear").attention_matrix(tokens)[0, 0]
+    phi = Fn.relu_kernel(x)
+    torch.testing.assert_close(lin, Fn.normalise_rows(phi @ phi.T))
+    with pytest.raises(ValueError, match="kind"):
+        similarity_attention("cosine")
+
+
+# --- notebook 02: focusing ---------------------------------------------------------------------
+
+
+def test_entropy_falls_as_p_grows(tokens):
+    views = [focusing_view(tokens, p, (7, 7)) for p in (1.0, 3.0, 6.0, 10.0)]
+    means = [v.mean_entropy["focused"] for v in views]
+    assert all(a > b for a, b in zip(means, means[1:])), means
+    assert means[0] - means[-1] > 1.0  # a clear effect, not rounding: nats out of log 196 = 5.28
+
+
+def test_entropy_curve_is_the_mean_entropy(tokens):
+    ps = [1.0, 2.0, 4.0, 8.0]
+    curve = entropy_curve(tokens, ps)
+    assert np.all(np.diff(curve) < 0)
+    assert curve[1] == pytest.approx(focusing_view(tokens, 2.0, (0, 0)).mean_entropy["focused"], abs=1e-6)
+
+
+def test_focusing_is_the_identity_at_p1_and_softmax_is_sharpest(tokens):
+    v = focusing_view(tokens, 1.0, (3, 9), kind="linear")
+    np.testing.assert_allclose(v.maps["focused"], v.maps["linear"], atol=1e-6)
+    assert v.mean_entropy["softmax"] < v.mean_entropy["focused"] <= v.mean_entropy["linear"] + 1e-6
+    assert v.mean_entropy["linear"] < math.log(196)
+    for m in v.maps.values():
+        assert m.shape == (14, 14) and m.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_focusing_view_text_reports_the_chosen_kernel(tokens):
+    v = focusing_view(tokens, 4.5, (2, 11), kind="softmax")
+    assert v.text.startswith("p = 4.50 · query (2, 11) · softmax entropy ")
+    assert f"{v.entropy['softmax']:.3f}" in v.text
+    assert v.entropy_map.shape == (14, 14) and v.entropy_map[2, 11] == pytest.approx(v.entropy["softmax"], abs=1e-6)
+    with pytest.raises(ValueError, match="outside"):
+        focusing_view(tokens, 3.0, (14, 0))
+    with pytest.raises(ValueError, match="kind"):
+        focusing_view(tokens, 3.0, (0, 0), kind="elu")
+
+
+# --- notebook 03: rank -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+def test_rank_rises_with_dwc(tokens, kernel_size):
+    v = rank_view(tokens, 3.0, kernel_size)
+    assert v.ranks["linear"] <= 64 and v.ranks["focused"] <= 64
+    assert v.ranks["softmax"] == 196
+    assert v.ranks["focused + DWC"] > 180  # every head channel, far above the bound d = 64
+    assert v.full_rank_channels > 32
+    assert v.dwc.shape == (196, 196)
+    assert f"DWC {kernel_size}×{kernel_size}" in v.text
+
+
+def test_rank_view_at_the_paper_setting(tokens):
+    v = rank_view(tokens, 3.0, 5)
+    assert v.rtol == pytest.approx(196 * torch.finfo(torch.float32).eps)
+    assert (v.ranks["softmax"], v.ranks["linear"], v.ranks["focused"], v.ranks["focused + DWC"]) == (196, 64, 64, 196)
+    assert v.spectra["linear"][63] > 10 * v.rtol and v.spectra["linear"][64] < v.rtol / 10  # a cliff right after d
+    assert np.count_nonzero(v.dwc, axis=1).max() == 25
+
+
+def test_linear_rank_is_bounded_by_d(image):
+    assert rank_over_dim(image, [8, 16, 32]) == [8, 16, 32]
+
+
+def test_focusing_does_not_lift_the_bound(tokens):
+    for p in (1.0, 10.0):
+        a = attention_matrices(tokens, p)["focused"]
+        assert Fn.numerical_rank(a).item() <= 64
+
+
+# --- the widgets call the views ----------------------------------------------------------------
+
+
+def _controls(box):
+    return {c.description: c for c in box.children[0].children}
+
+
+def test_focusing_widget_shows_what_the_callback_computes(image, tokens):
+    from fla.widgets import focusing_widget
+
+    box = focusing_widget(image, tokens)
+    controls, text, picture = _controls(box), box.children[1], box.children[2]
+    first = picture.value
+    assert focusing_view(tokens, 3.0, (7, 7)).text in text.value
+    controls["p"].value = 6.5
+    controls["query row"].value = 2
+    controls["kernel"].value = "linear"
+    assert focusing_view(tokens, 6.5, (2, 7), "linear").text in text.value
+    assert picture.value != first and picture.value[:4] == b"\x89PNG"
+
+
+def test_rank_widget_shows_what_the_callback_computes(tokens):
+    from fla.widgets import rank_widget
+
+    box = rank_widget(tokens)
+    controls, text = _controls(box), box.children[1]
+    assert rank_view(tokens, 3.0, 5).text in text.value
+    controls["DWC k"].value = 3
+    assert rank_view(tokens, 3.0, 3).text in text.value
+
+
+# --- notebook 01: counting and timing ----------------------------------------------------------
+
+
+def test_loglog_slope_recovers_the_exponent():
+    ns = [100, 400, 1600, 6400]
+    assert loglog_slope(ns, [3 * n**2 for n in ns]) == pytest.approx(2.0)
+    assert loglog_slope(ns, [0.5 * n for n in ns]) == pytest.approx(1.0)
+
+
+def test_count_table_counters_agree_with_the_formulas():
+    from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention
+
+    modules = {
+        "softmax": (SoftmaxAttention(16, num_heads=1), "softmax"),
+        "linear": (LinearAttention(16, num_heads=1), "linear"),
+        "focused": (FocusedLinearAttention(16, num_heads=1, kernel_size=3), "linear"),
+    }
+    rows = count_table(modules, sides=[5, 9], dim=16)
+    assert len(rows) == 6
+    for r in rows:
+        assert r["FlopCounterMode"] == r["thop (x2)"] == r["formula"], r
+    soft = [r["formula"] for r in rows if r["module"] == "softmax"]
+    assert soft[1] > soft[0] * (81 / 25)  # more than linear growth
+
+
+def test_time_forward_returns_seconds():
+    from fla import LinearAttention
+
+    t = time_forward(LinearAttention(16, num_heads=2), torch.randn(1, 16, 6, 6), repeats=2)
+    assert isinstance(t, float) and t > 0

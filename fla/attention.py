@@ -178,28 +178,37 @@ class FocusedLinearAttention(LinearAttention):
             pos = F.interpolate(pos, size=tuple(key_hw), mode="bilinear", align_corners=False)
         return rearrange(pos, "1 c h w -> 1 (h w) c")
 
-    def _features(self, q, k, key_hw=None):
+    def _focused(self, q, k, key_hw):
+        """phi_p(Q) (B, N, C) and phi_p(K) (B, M, C), at least fp32; heads still merged."""
         q, k = _wide(q), _wide(k)
         if self.pos is not None:
             k = k + self._positional(key_hw).to(k.dtype)
         scale = F.softplus(self.scale.to(q.dtype))
-        q, k = (Fn.focus(Fn.relu_kernel(t) / scale, self.focusing_factor) for t in (q, k))
-        return self._split(q, k)
+        return [Fn.focused_kernel(t, scale, self.focusing_factor) for t in (q, k)]
+
+    def _features(self, q, k, key_hw=None):
+        return self._split(*self._focused(q, k, key_hw))
 
     def _mix(self, q, k, v, hw, key_hw):
         with _fp32_region(q):
-            q, k = self._features(q, k, key_hw)
-            (v,) = self._split(_wide(v))
-            out = Fn.linear_attention(q, k, v, self.order)
-            return out + self._dwc(v, key_hw, hw)
+            q, k = self._focused(q, k, key_hw)
+            v = _wide(v)
+            out = Fn.linear_attention(*self._split(q, k, v), self.order)
+            return out + rearrange(self._dwc(v, key_hw, hw), "b n (h d) -> b h n d", h=self.num_heads)
 
     def _dwc(self, v, key_hw, hw):
-        """DWC on V over its key grid (heads folded into the batch), resized to the query grid."""
-        grid = rearrange(v, "b h (x y) d -> (b h) d x y", x=key_hw[0])
-        grid = F.conv2d(grid, self.dwc.weight.to(grid.dtype), padding=self.dwc.padding, groups=self.head_dim)
+        """DWC on V (B, M, C) over its key grid, resized to the query grid: (B, N, C).
+
+        (B, M, C) is (B, C, H, W) in channels-last layout, so the conv reads V in place; the
+        head_dim kernels are repeated for the heads (one depthwise conv over all C channels),
+        which is the same conv as folding the heads into the batch, and faster on CPU.
+        """
+        grid = rearrange(v, "b (x y) c -> b c x y", x=key_hw[0])
+        weight = self.dwc.weight.to(grid.dtype).repeat(self.num_heads, 1, 1, 1)
+        grid = F.conv2d(grid, weight, padding=self.dwc.padding, groups=self.dim)
         if tuple(key_hw) != tuple(hw):
             grid = F.interpolate(grid, size=tuple(hw), mode="bilinear", align_corners=False)
-        return rearrange(grid, "(b h) d x y -> b h (x y) d", h=self.num_heads)
+        return rearrange(grid, "b c x y -> b (x y) c")
 
     def attention_matrix(self, x: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, M) row-normalised phi_p(Q) phi_p(K)^T, without the DWC term (see ``dwc_matrix``)."""

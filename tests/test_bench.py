@@ -1,0 +1,142 @@
+"""fla.bench: the implementations it times compute what they claim, and the command's outputs."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+from einops import rearrange
+
+from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, bench
+
+
+def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Our module's definition with explicit N×N matrices (as in test_attention.py)."""
+    h, w = x.shape[-2:]
+    _, _, v, _ = m._project(x)
+    (vh,) = m._split(v)
+    out = m.attention_matrix(x) @ vh
+    if isinstance(m, FocusedLinearAttention):
+        out = out + torch.einsum("dnm,bhmd->bhnd", m.dwc_matrix(h, w), vh)
+    return rearrange(m.proj(rearrange(out, "b h n d -> b n (h d)")), "b (h w) c -> b c h w", h=h)
+
+
+def _positive_qk(ours: FocusedLinearAttention) -> None:
+    """Keep every q and k channel well above 0. Where a head's channels are all negative, the
+    seed's x**p of ReLU + 1e-6 underflows (1e-18 against its +1e-6 in the normaliser) and that
+    head's output collapses to 0: the seed's defect, not a difference of formulation."""
+    with torch.no_grad():
+        ours.to_q.bias.fill_(2.0)
+        ours.to_kv.bias[: ours.dim].fill_(2.0)
+
+
+@pytest.mark.parametrize("side", [1, 4, 8, 20])
+@pytest.mark.parametrize("order", ["auto", "kv", "qk"])
+def test_seed_formulation_computes_our_output_and_gradients(side, order):
+    mods = bench.build(("fla", "seed"), dim=32, num_heads=4, pos_encoding=False, order=order)
+    ours, seed = mods["fla"], mods["seed"]
+    assert {id(p) for p in seed.parameters()} <= {id(p) for p in ours.parameters()}  # shared, not copied
+    _positive_qk(ours)
+    x = torch.randn(2, 32, side, side)
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    ys = [m(t) for m, t in zip((ours, seed), xs)]
+    torch.testing.assert_close(ys[1], ys[0], atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ys[0])
+    for y, t in zip(ys, xs):
+        y.backward(g)
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
+
+
+def test_seed_formulation_differs_where_its_focus_underflows():
+    """The check above can fail: with default biases some heads hit the seed's underflow."""
+    torch.manual_seed(0)
+    mods = bench.build(("fla", "seed"), dim=32, num_heads=4, pos_encoding=False)
+    x = torch.randn(1, 32, 1, 1)
+    with torch.no_grad():
+        assert not torch.allclose(mods["seed"](x), mods["fla"](x), atol=1e-3)
+
+
+@pytest.mark.parametrize("impl", bench.IMPLS)
+def test_every_benchmarked_module_computes_its_definition(impl):
+    """Each timed module equals its dense reference: fla's and the seed's is our FLA with N×N matrices."""
+    mods = bench.build(bench.IMPLS, dim=32, num_heads=4, pos_encoding=False)
+    _positive_qk(mods["fla"])
+    reference = {"fla": mods["fla"], "seed": mods["fla"], "linear": mods["linear"], "softmax": mods["softmax"]}[impl]
+    assert isinstance(reference, {"fla": FocusedLinearAttention, "seed": FocusedLinearAttention,
+                                  "linear": LinearAttention, "softmax": SoftmaxAttention}[impl])
+    x = torch.randn(1, 32, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(mods[impl](x), dense_reference(reference, x), atol=1e-5, rtol=1e-5)
+
+
+def test_seed_formulation_limits():
+    ours = FocusedLinearAttention(16, num_heads=2, pos_encoding=False)
+    with pytest.raises(ValueError, match="square map"):
+        bench.SeedFormulation(ours)(torch.randn(1, 16, 4, 6))
+    with pytest.raises(ValueError, match="sr_ratio=1 only"):
+        bench.SeedFormulation(FocusedLinearAttention(16, num_heads=2, sr_ratio=2))
+    with pytest.raises(ValueError, match="unknown implementation"):
+        bench.build(("fla", "flash"))
+
+
+def test_run_benchmark_rows_skips_and_csv(tmp_path):
+    torch.set_num_threads(2)
+    rows = bench.run_benchmark(sizes=(4, "4x6"), dim=16, num_heads=2, repeats=1, warmup=0, softmax_max_n=20,
+                               progress=False)
+    assert [(r["impl"], r["H"], r["W"]) for r in rows] == [(i, 4, w) for w in (4, 6) for i in bench.IMPLS]
+    done = {(r["impl"], r["W"]): r for r in rows}
+    for impl in bench.IMPLS:
+        r = done[impl, 4]
+        assert r["N"] == 16 and r["device"] == "cpu" and r["dtype"] == "fp32" and not r["note"]
+        assert r["fwd_ms"] > 0 and r["fwdbwd_ms"] > 0 and r["peak_mb"] > 0
+    assert done["seed", 6]["fwd_ms"] is None and "square maps only" in done["seed", 6]["note"]
+    assert done["softmax", 6]["fwd_ms"] is None and "N=24 > 20" in done["softmax", 6]["note"]
+    assert done["fla", 6]["fwd_ms"] > 0
+
+    path = bench.write_csv(rows, tmp_path / "out" / "bench.csv")
+    with open(path) as f:
+        read = list(csv.DictReader(f))
+    assert tuple(read[0]) == bench.CSV_COLUMNS == ("impl", "device", "dtype", "H", "W", "N", "fwd_ms", "fwdbwd_ms", "peak_mb")
+    assert len(read) == 6  # the two skipped cases are notes, not rows
+    assert all(float(r["fwdbwd_ms"]) > 0 and int(r["N"]) == int(r["H"]) * int(r["W"]) for r in read)
+
+
+def test_peak_memory_of_fla_grows_linearly_with_tokens():
+    m = bench.build(("fla",), dim=32, num_heads=4)["fla"]
+    small, large = (bench.peak_memory_mb(m, torch.randn(1, 32, s, s)) for s in (32, 64))
+    assert 3.0 < large / small < 5.0  # 4x the tokens
+
+
+def _fla_bench(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fla", "bench", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_cli_tiny_run_writes_table_csv_and_plot(tmp_path):
+    out = _fla_bench("--sizes", "4,8", "--repeats", "1", "--warmup", "0", "--csv", str(tmp_path / "b.csv"))
+    assert out.returncode == 0, out.stderr
+    assert "torch.set_num_threads(2)" in out.stdout and "torch.profiler" in out.stdout
+    for impl in bench.IMPLS:
+        assert impl in out.stdout
+    with open(tmp_path / "b.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and {r["impl"] for r in rows} == set(bench.IMPLS)
+    assert (tmp_path / "b.png").stat().st_size > 1000
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+@pytest.mark.parametrize("args, message", [
+    (("--device", "cuda"), "--device cuda needs a CUDA GPU"),
+    (("--dtype", "bf16"), "--dtype bf16 is benchmarked on a GPU only"),
+    (("--dtype", "fp16"), "--dtype fp16 is benchmarked on a GPU only"),
+])
+def test_gpu_options_fail_clearly_without_a_gpu(args, message):
+    out = _fla_bench(*args, "--sizes", "4")
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_impl_and_sizes_are_usage_errors():
+    assert "choose from fla,seed,linear,softmax" in _fla_bench("--impl", "fla,flash").stderr
+    assert "expected comma-separated sides or HxW" in _fla_bench("--sizes", "big").stderr

@@ -2,7 +2,8 @@
 
 Every JUPYTER_* directory points into a temp folder, so the tests neither read the user's
 config nor leave files behind, and the "python3" kernelspec found first is one that runs
-this interpreter (the project venv), whatever other kernels the machine has.
+this interpreter (the project venv), whatever other kernels the machine has. Kernels started
+there refuse non-loopback connections, like the test process itself (conftest.py).
 """
 from __future__ import annotations
 
@@ -12,6 +13,28 @@ import sys
 from pathlib import Path
 
 KERNEL = "python3"
+
+#: IPython startup file for the test kernels: the offline rule of conftest.py, inside the kernel.
+LOOPBACK_ONLY = """\
+import ipaddress, socket
+
+def _fla_loopback_only(connect):
+    def guarded(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConnectionRefusedError(f"test kernel: non-loopback connection to {address!r} refused (tests run offline)")
+        return connect(sock, address)
+    return guarded
+
+socket.socket.connect = _fla_loopback_only(socket.socket.connect)
+socket.socket.connect_ex = _fla_loopback_only(socket.socket.connect_ex)
+del _fla_loopback_only
+"""
 
 
 def isolated_jupyter_env(root: Path, quick: bool = True) -> dict:
@@ -30,6 +53,9 @@ def isolated_jupyter_env(root: Path, quick: bool = True) -> dict:
             }
         )
     )
+    startup = dirs["ipython"] / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-loopback-only.py").write_text(LOOPBACK_ONLY)
     # JupyterLab shows a news/update toast over the notebook unless told not to (and must not fetch news).
     notification = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True, exist_ok=True)

@@ -86,3 +86,23 @@ def test_notebook_executes_in_quick_mode(path, kernel_env):
         texts = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel"]
         assert any("p = 3.00" in t for t in texts), texts  # the view rendered its first state
         json.dumps(nb.metadata["widgets"])  # the saved state is plain JSON
+
+
+def test_test_kernels_refuse_non_loopback_connections(kernel_env):
+    from nbformat.v4 import new_code_cell, new_notebook
+    from nbclient import NotebookClient
+
+    nb = new_notebook(cells=[new_code_cell(
+        "import socket\n"
+        "s = socket.socket()\n"
+        "try:\n"
+        "    s.connect(('192.0.2.1', 80))\n"  # TEST-NET-1: never routed
+        "except ConnectionRefusedError as e:\n"
+        "    print('refused:', e)\n"
+        "s.close()\n"
+        "l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n"
+        "c = socket.socket(); c.connect(l.getsockname()); print('loopback ok'); c.close(); l.close()"
+    )])
+    NotebookClient(nb, timeout=120, kernel_name=KERNEL).execute(env=kernel_env)
+    out = nb.cells[0].outputs[0]["text"]
+    assert "refused: test kernel: non-loopback" in out and "loopback ok" in out

@@ -6,7 +6,6 @@ module lines them up over N and times the real modules, so the notebook only plo
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
 import torch
@@ -23,7 +22,7 @@ DEIT = {"N": 196, "d": 64}
 
 
 def projection_macs(n: int, dim: int) -> int:
-    """Multiply-adds of the q, k, v and output projections on n tokens: 4·N·C² (weights only, biases free)."""
+    """Multiply-adds of the q, k, v and output projections on n tokens: 4·N·C², biases not counted (notebook 01)."""
     return 4 * n * dim * dim
 
 
@@ -61,28 +60,47 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_forward(module: torch.nn.Module, x: torch.Tensor, repeats: int = 5) -> float:
-    """Median seconds of one no-grad forward after one warm-up call (notebook 01)."""
+def time_forward(module: torch.nn.Module, x: torch.Tensor, repeats: int = 5, min_seconds: float = 0.1) -> float:
+    """Fastest of at least ``repeats`` no-grad forwards, run for at least ``min_seconds``, after a warm-up (notebook 01).
+
+    The minimum, as ``timeit`` advises: other work on the machine only ever adds time, so the
+    fastest run is the best estimate of what the forward itself costs.
+    """
     times = []
     with torch.no_grad():
         module(x)
-        for _ in range(repeats):
+        while len(times) < repeats or (sum(times) < min_seconds and len(times) < 100 * repeats):
             _sync(x.device)
             t0 = time.perf_counter()
             module(x)
             _sync(x.device)
             times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
-def time_over_tokens(modules: dict, sides, dim: int, device: torch.device, repeats: int = 5) -> dict:
-    """Seconds per forward for each module on square maps of the given sides: name -> list (notebook 01)."""
-    out = {name: [] for name in modules}
-    for side in sides:
-        x = torch.randn(1, dim, side, side, device=device)
-        for name, module in modules.items():
-            out[name].append(time_forward(module.to(device), x, repeats))
-    return out
+def time_over_tokens(modules: dict, sides, dim: int, device: torch.device, rounds: int = 3,
+                     min_seconds: float = 0.03, cpu_threads: int | None = 1) -> dict:
+    """Seconds per forward for each module on square maps of the given sides: name -> list (notebook 01).
+
+    Each (module, size) is timed in ``rounds`` passes spread over the whole sweep and the fastest
+    run kept, so a burst of other work on the machine spoils one pass, not the curve. On the CPU
+    the sweep runs on ``cpu_threads`` threads (None: torch's setting): the slope is about the
+    arithmetic, and a single thread is not slowed by its partner waiting for a busy core.
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cpu_threads:
+        torch.set_num_threads(cpu_threads)
+    try:
+        best = {name: [math.inf] * len(sides) for name in modules}
+        for _ in range(rounds):
+            for i, side in enumerate(sides):
+                x = torch.randn(1, dim, side, side, device=device)
+                for name, module in modules.items():
+                    t = time_forward(module.to(device), x, repeats=3, min_seconds=min_seconds)
+                    best[name][i] = min(best[name][i], t)
+    finally:
+        torch.set_num_threads(threads)
+    return best
 
 
 def loglog_slope(ns, values) -> float:

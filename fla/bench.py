@@ -9,9 +9,10 @@ Four implementations, all ``(B, C, H, W) -> (B, C, H, W)`` with C=64 and 8 heads
 - ``linear``: :class:`~fla.LinearAttention` (ReLU kernel, no focusing, no DWC).
 - ``softmax``: :class:`~fla.SoftmaxAttention` (torch's ``scaled_dot_product_attention``).
 
-Reusable pieces: :func:`build` (the modules), :func:`time_impl` (median ms after warm-up),
+Reusable pieces: :func:`build` (the modules), :func:`time_impls` / :func:`time_impl` (median ms
+after warm-up, implementations taking turns),
 :func:`peak_memory_mb`, :func:`run_benchmark` (rows of :data:`CSV_COLUMNS`), :func:`write_csv`,
-:func:`print_table`, :func:`plot_rows` (the log-log figure). Notebook 01 calls
+:func:`print_table`, :func:`plot_rows` (the log-log figure). Notebook 01 calls e.g.
 ``run_benchmark(sizes=(8, 16, 32), ...)`` in quick mode and plots the rows.
 
 Peak memory on CUDA is ``torch.cuda.max_memory_allocated`` above the level before the step. On
@@ -40,6 +41,7 @@ __all__ = [
     "CSV_COLUMNS",
     "SeedFormulation",
     "build",
+    "time_impls",
     "time_impl",
     "peak_memory_mb",
     "run_benchmark",
@@ -163,26 +165,37 @@ def _inputs(module: nn.Module, x: torch.Tensor, backward: bool):
     return x, (torch.ones_like(x) if backward else None)
 
 
+def time_impls(modules: dict[str, nn.Module], x: torch.Tensor, backward: bool = False, repeats: int = 7,
+               warmup: int = 2, budget_s: float | None = None) -> dict[str, float]:
+    """Median wall time in ms per module of ``module(x)`` (no_grad) or of forward + backward.
+
+    The modules take turns, one run each per round after ``warmup`` rounds, so that a busy
+    machine slows them alike. With ``budget_s``, rounds stop once that many seconds have run
+    (but never before 3 rounds, or ``repeats`` if fewer). CUDA work is synchronised around each run.
+    """
+    runs = {name: _inputs(m, x, backward) for name, m in modules.items()}
+    for _ in range(warmup):
+        for name, m in modules.items():
+            _step(m, *runs[name])
+    times = {name: [] for name in modules}
+    spent = 0.0
+    for i in range(repeats):
+        for name, m in modules.items():
+            _sync(x.device)
+            t0 = time.perf_counter()
+            _step(m, *runs[name])
+            _sync(x.device)
+            times[name].append(time.perf_counter() - t0)
+            spent += times[name][-1]
+        if budget_s is not None and i + 1 >= min(3, repeats) and spent > budget_s:
+            break
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+
+
 def time_impl(module: nn.Module, x: torch.Tensor, backward: bool = False, repeats: int = 7, warmup: int = 2,
               budget_s: float | None = None) -> float:
-    """Median wall time in ms of ``module(x)`` (no_grad) or of forward + backward, after ``warmup`` runs.
-
-    With ``budget_s``, slow cases run fewer repeats (at least 3, or ``repeats`` if smaller) so that
-    one measurement takes about that long; CUDA work is synchronised before each clock read.
-    """
-    x, grad = _inputs(module, x, backward)
-    for _ in range(warmup):
-        _step(module, x, grad)
-    times = []
-    while len(times) < repeats:
-        _sync(x.device)
-        t0 = time.perf_counter()
-        _step(module, x, grad)
-        _sync(x.device)
-        times.append(time.perf_counter() - t0)
-        if budget_s is not None and len(times) >= min(3, repeats) and sum(times) > budget_s:
-            break
-    return 1000 * statistics.median(times)
+    """Median ms of one module (see :func:`time_impls`)."""
+    return time_impls({"m": module}, x, backward, repeats, warmup, budget_s)["m"]
 
 
 def peak_memory_mb(module: nn.Module, x: torch.Tensor, backward: bool = True) -> float:
@@ -224,35 +237,50 @@ def run_benchmark(impls=IMPLS, sizes=(20, 40, 80, 160), device="cpu", dtype="fp3
 
     sizes: side lengths (square maps) or (H, W) pairs / "HxW" strings. Cases that cannot run are
     skipped, never fatal: they come back as rows with ``note`` set and no numbers (the seed on a
-    non-square map; softmax beyond ``softmax_max_n`` tokens, where one fwd+bwd takes ~20 s on two
-    CPU cores; anything that runs out of memory). On the CPU, set ``torch.set_num_threads`` first
+    non-square map; softmax beyond ``softmax_max_n`` tokens: CPU SDPA has a flash kernel, so its
+    memory stays linear, but one fwd+bwd at N=25600 takes ~20 s on two cores; anything that runs
+    out of memory on its first fwd+bwd). On the CPU, set ``torch.set_num_threads`` first
     (``run`` uses 2). ``memory=False`` skips the peak-memory pass (``peak_mb`` is then None).
     """
     from tqdm.auto import tqdm
 
     device = torch.device(device)
     modules = {name: m.to(device=device, dtype=DTYPES[dtype]) for name, m in build(impls, dim, num_heads).items()}
-    cases = [(_parse_size(s), name) for s in sizes for name in impls]
     rows = []
-    for (h, w), name in tqdm(cases, desc="fla bench", disable=not progress, leave=False):
-        row = dict(impl=name, device=device.type, dtype=dtype, H=h, W=w, N=h * w, fwd_ms=None, fwdbwd_ms=None, peak_mb=None, note="")
-        rows.append(row)
-        if name == "seed" and h != w:
-            row["note"] = f"seed: square maps only, skipped {h}x{w}"
-            continue
-        if name == "softmax" and softmax_max_n is not None and h * w > softmax_max_n:
-            row["note"] = f"softmax: N={h * w} > {softmax_max_n} (--softmax-max-n), skipped"
-            continue
+    sizes = [_parse_size(s) for s in sizes]
+    bar = tqdm(total=len(sizes) * len(impls), desc="fla bench", disable=not progress, leave=False)
+    for h, w in sizes:
+        todo = {}
+        for name in impls:
+            row = dict(impl=name, device=device.type, dtype=dtype, H=h, W=w, N=h * w, fwd_ms=None, fwdbwd_ms=None,
+                       peak_mb=None, note="")
+            rows.append(row)
+            if name == "seed" and h != w:
+                row["note"] = f"seed: square maps only, skipped {h}x{w}"
+            elif name == "softmax" and softmax_max_n is not None and h * w > softmax_max_n:
+                row["note"] = f"softmax: N={h * w} > {softmax_max_n} (--softmax-max-n), skipped"
+            else:
+                todo[name] = row
+        bar.update(len(impls) - len(todo))
         x = torch.randn(batch, dim, h, w, device=device, dtype=DTYPES[dtype])
-        try:
-            row["fwd_ms"] = time_impl(modules[name], x, False, repeats, warmup, budget_s)
-            row["fwdbwd_ms"] = time_impl(modules[name], x, True, repeats, warmup, budget_s)
+        for name, row in list(todo.items()):  # one at a time first: what does not fit is skipped, not fatal
+            try:
+                _step(modules[name], *_inputs(modules[name], x, True))
+            except torch.OutOfMemoryError:
+                row["note"] = f"{name}: out of memory at {h}x{w}, skipped"
+                del todo[name]
+                bar.update(1)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        timed = {name: modules[name] for name in todo}
+        for key, backward in (("fwd_ms", False), ("fwdbwd_ms", True)):
+            for name, ms in time_impls(timed, x, backward, repeats, warmup, budget_s).items():
+                todo[name][key] = ms
+        for name, row in todo.items():
             if memory:
                 row["peak_mb"] = peak_memory_mb(modules[name], x, backward=True)
-        except torch.OutOfMemoryError:
-            row.update(fwd_ms=None, fwdbwd_ms=None, peak_mb=None, note=f"{name}: out of memory at {h}x{w}, skipped")
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            bar.update(1)
+    bar.close()
     return rows
 
 
@@ -309,7 +337,7 @@ def plot_rows(rows: list[dict], path=None):
         ax.set(xscale="log", yscale="log", xlabel="tokens N = H·W", ylabel=ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle(f"attention, {' '.join(sorted(where))}: linear forms grow like N, softmax like N²")
+    fig.suptitle(f"attention, {' '.join(sorted(where))}: linear forms' time grows like N, softmax's like N²")
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import SHARED
 from jupyter_env import KERNEL, isolated_jupyter_env
 
 import fla.nb
@@ -45,6 +46,9 @@ def test_stored_without_outputs_and_first_cell_installs_this_project(path):
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory, monkeypatch_module):
     env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
+    helmet = SHARED / "data" / "helmet"
+    if "FLA_DATA" not in env and (helmet / "data.yaml").is_file():
+        env["FLA_DATA"] = str(helmet)  # the kernels run offline: notebooks that train need a local copy
     for key in ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS"):
         monkeypatch_module.setenv(key, env[key])  # the kernel manager in this process reads these
     return env

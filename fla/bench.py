@@ -24,6 +24,7 @@ backward, gradients, workspaces; not the weights or the input.
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 import sys
 import time
@@ -351,6 +352,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dim", type=int, default=64, help="channels C")
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=CPU_THREADS, help="torch CPU threads (default 2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per case; the median is reported")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--budget-s", type=float, default=10.0, help="slow cases stop after 3 runs past this many seconds")
@@ -384,14 +386,18 @@ def run(args) -> int:
     softmax_max_n = args.softmax_max_n or (65536 if args.device == "cuda" else 6400)
 
     if args.device == "cpu":
-        torch.set_num_threads(CPU_THREADS)
-        where = f"CPU, torch.set_num_threads({CPU_THREADS})"
+        torch.set_num_threads(args.threads)
+        where = f"CPU, torch.set_num_threads({args.threads})"
         memory = "peak MiB: torch allocator bytes live during one fwd+bwd, from torch.profiler memory events"
     else:
         where = torch.cuda.get_device_name()
         memory = "peak MiB: torch.cuda.max_memory_allocated during one fwd+bwd, above the level before it"
     print(f"fla bench · torch {torch.__version__} · {where} · {args.dtype} · C={args.dim}, {args.heads} heads, batch {args.batch}")
     print(f"median of up to {args.repeats} runs after {args.warmup} warm-up; fwd under no_grad; {memory}")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cores:
+        print(f"warning: load average {load:.1f} on {cores} cores: other processes share the CPU and the times "
+              "are noisy (with 2 threads an op can wait a scheduler tick, ~4 ms, for its second thread)")
     rows = run_benchmark(impls, sizes, args.device, args.dtype, args.dim, args.heads, args.batch, args.repeats,
                          args.warmup, args.budget_s, softmax_max_n, memory=not args.no_memory)
     print_table(rows)

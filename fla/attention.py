@@ -193,8 +193,11 @@ class FocusedLinearAttention(LinearAttention):
         with _fp32_region(q):
             q, k = self._focused(q, k, key_hw)
             v = _wide(v)
-            out = Fn.linear_attention(*self._split(q, k, v), self.order)
-            return out + rearrange(self._dwc(v, key_hw, hw), "b n (h d) -> b h n d", h=self.num_heads)
+            out = rearrange(Fn.linear_attention(*self._split(q, k, v), self.order), "b h n d -> b n (h d)")
+            # Added with heads merged: the sum lands in the layout proj reads, and the DWC's gradient
+            # comes back channels-last, as the conv wants it. Returned as a view of the heads.
+            out = out + self._dwc(v, key_hw, hw)
+            return rearrange(out, "b n (h d) -> b h n d", h=self.num_heads)
 
     def _dwc(self, v, key_hw, hw):
         """DWC on V (B, M, C) over its key grid, resized to the query grid: (B, N, C).

@@ -6,14 +6,13 @@ module lines them up over N and times the real modules, so the notebook only plo
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
 from .flops import count_flops
 from .functional import attention_macs
 
-__all__ = ["projection_macs", "count_table", "time_forward", "time_over_tokens", "loglog_slope", "YOLO_MAPS", "DEIT"]
+__all__ = ["projection_macs", "count_table", "time_over_tokens", "loglog_slope", "YOLO_MAPS", "DEIT"]
 
 #: Feature maps of a 640×640 image at YOLO's strides 8, 16, 32 (P3, P4, P5): side -> tokens.
 YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
@@ -55,49 +54,29 @@ def count_table(modules: dict, sides, dim: int) -> list[dict]:
     return rows
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_forward(module: torch.nn.Module, x: torch.Tensor, repeats: int = 5, min_seconds: float = 0.1) -> float:
-    """Fastest of at least ``repeats`` no-grad forwards, run for at least ``min_seconds``, after a warm-up (notebook 01).
-
-    The minimum, as ``timeit`` advises: other work on the machine only ever adds time, so the
-    fastest run is the best estimate of what the forward itself costs.
-    """
-    times = []
-    with torch.no_grad():
-        module(x)
-        while len(times) < repeats or (sum(times) < min_seconds and len(times) < 100 * repeats):
-            _sync(x.device)
-            t0 = time.perf_counter()
-            module(x)
-            _sync(x.device)
-            times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def time_over_tokens(modules: dict, sides, dim: int, device: torch.device, rounds: int = 3,
-                     min_seconds: float = 0.03, cpu_threads: int | None = 1) -> dict:
-    """Seconds per forward for each module on square maps of the given sides: name -> list (notebook 01).
+                     repeats: int = 5, cpu_threads: int | None = 1) -> dict:
+    """Seconds per no-grad forward for each module on square maps of the given sides: name -> list (notebook 01).
 
-    Each (module, size) is timed in ``rounds`` passes spread over the whole sweep and the fastest
-    run kept, so a burst of other work on the machine spoils one pass, not the curve. On the CPU
-    the sweep runs on ``cpu_threads`` threads (None: torch's setting): the slope is about the
-    arithmetic, and a single thread is not slowed by its partner waiting for a busy core.
+    Each size is timed with ``fla.bench.time_impls`` (the modules take turns, median of
+    ``repeats``) in ``rounds`` passes spread over the whole sweep, and the fastest pass kept:
+    other work on the machine only ever adds time, so a burst of it spoils one pass, not the
+    curve. On the CPU the sweep runs on ``cpu_threads`` threads (None: torch's setting): the
+    slope is about the arithmetic, and one thread is not held up by a partner on a busy core.
     """
+    from .bench import time_impls
+
     threads = torch.get_num_threads()
     if device.type == "cpu" and cpu_threads:
         torch.set_num_threads(cpu_threads)
+    modules = {name: module.to(device) for name, module in modules.items()}
     try:
         best = {name: [math.inf] * len(sides) for name in modules}
         for _ in range(rounds):
             for i, side in enumerate(sides):
-                x = torch.randn(1, dim, side, side, device=device)
-                for name, module in modules.items():
-                    t = time_forward(module.to(device), x, repeats=3, min_seconds=min_seconds)
-                    best[name][i] = min(best[name][i], t)
+                ms = time_impls(modules, torch.randn(1, dim, side, side, device=device), repeats=repeats, warmup=1)
+                for name, t in ms.items():
+                    best[name][i] = min(best[name][i], t / 1000)
     finally:
         torch.set_num_threads(threads)
     return best

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fla import functional as Fn
-from fla.complexity import count_table, loglog_slope, time_forward
+from fla.complexity import count_table, loglog_slope, time_over_tokens
 from fla.tokens import default_image_path, image_tokens, load_image, similarity_attention
 from fla.views import attention_matrices, entropy_curve, focusing_view, rank_over_dim, rank_view
 
@@ -191,8 +191,12 @@ def test_count_table_counters_agree_with_the_formulas():
     assert soft[1] > soft[0] * (81 / 25)  # more than linear growth
 
 
-def test_time_forward_returns_seconds():
-    from fla import LinearAttention
+def test_time_over_tokens_gives_seconds_per_size_and_restores_threads():
+    from fla import LinearAttention, SoftmaxAttention
 
-    t = time_forward(LinearAttention(16, num_heads=2), torch.randn(1, 16, 6, 6), repeats=2)
-    assert isinstance(t, float) and t > 0
+    threads = torch.get_num_threads()
+    modules = {"linear": LinearAttention(16, num_heads=2), "softmax": SoftmaxAttention(16, num_heads=2)}
+    seconds = time_over_tokens(modules, [4, 6], 16, torch.device("cpu"), rounds=2, repeats=2)
+    assert set(seconds) == {"linear", "softmax"}
+    assert all(len(v) == 2 and all(0 < t < 10 for t in v) for v in seconds.values())
+    assert torch.get_num_threads() == threads

@@ -231,8 +231,9 @@ def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str
         write_results(rows, out)
         plot_curves(out, rows)
         log(f"{tag}: mAP50 {row['map50']:.3f}, {row['s_per_epoch']:.1f} s/epoch")
-    ours = {(v, s) for v, s in todo}
-    return [r for r in rows if (r["variant"], r["seed"]) in ours and (r["epochs"], r["imgsz"]) == (epochs, imgsz)]
+    order = {run: i for i, run in enumerate(todo)}
+    ours = [r for r in rows if (r["variant"], r["seed"]) in order and (r["epochs"], r["imgsz"]) == (epochs, imgsz)]
+    return sorted(ours, key=lambda r: order[r["variant"], r["seed"]])
 
 
 def add_arguments(parser) -> None:

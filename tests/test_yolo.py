@@ -8,6 +8,7 @@ import textwrap
 import pytest
 import torch
 
+import fla
 import fla.yolo as Y
 from fla import FocusedLinearAttention
 from ultralytics import YOLO
@@ -100,7 +101,7 @@ def test_register_is_idempotent():
 
     before = tasks.parse_model
     Y.register()
-    Y.register()
+    fla.register()
     assert tasks.parse_model is before
     assert tasks.parse_model.__wrapped__.__module__ == "ultralytics.nn.tasks"
 

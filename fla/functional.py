@@ -25,6 +25,9 @@ __all__ = [
 ]
 
 
+_FLOOR = 1e-10  # focus's floor after the power: see ``focus``
+
+
 def _check_p(p: float) -> None:
     if not p > 0:
         raise ValueError(f"focusing factor p must be > 0, got p={p}")
@@ -44,11 +47,8 @@ def focus(x: torch.Tensor, p: float) -> torch.Tensor:
     """
     _check_p(p)
     peak = x.amax(dim=-1, keepdim=True).detach().clamp_min(torch.finfo(x.dtype).tiny)
-    xp = ((x / peak) ** p).clamp_min(1e-10)
+    xp = ((x / peak) ** p).clamp_min(_FLOOR)
     return xp * (x.norm(dim=-1, keepdim=True) / xp.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny))
-
-
-_FLOOR = 1e-10  # focus's floor after the power
 
 
 def _just_below(value: float, dtype: torch.dtype) -> float:

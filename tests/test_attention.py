@@ -264,6 +264,22 @@ def test_focus_similar_vectors_become_more_similar_and_dissimilar_less():
     assert cos(focus(a, 3), focus(c, 3), dim=0) < cos(a, c, dim=0)
 
 
+@pytest.mark.parametrize("p", [1.0, 3.0, 10.0])
+def test_focused_kernel_equals_focus_of_relu_kernel_values_and_gradients(p):
+    """The hand-written backward of the fast path against autograd through the plain equations."""
+    torch.manual_seed(0)
+    x = (torch.randn(3, 20, 16, dtype=torch.double) * 5).requires_grad_()
+    s = (torch.rand(16, dtype=torch.double) + 0.5).requires_grad_()
+    gy = torch.randn(3, 20, 16, dtype=torch.double)
+    fast = Fn.focused_kernel(x, s, p)
+    (gx_fast, gs_fast) = torch.autograd.grad(fast, (x, s), gy)
+    plain = focus(Fn.relu_kernel(x) / s, p)
+    (gx_plain, gs_plain) = torch.autograd.grad(plain, (x, s), gy)
+    torch.testing.assert_close(fast, plain)
+    torch.testing.assert_close(gx_fast, gx_plain)
+    torch.testing.assert_close(gs_fast, gs_plain)
+
+
 def test_focus_large_values_stay_finite():
     x = torch.rand(4, 64) * 1e4
     y = focus(x, 10.0)

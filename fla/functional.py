@@ -5,6 +5,7 @@ when the leading dims are (B, heads).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -51,6 +52,7 @@ def focus(x: torch.Tensor, p: float) -> torch.Tensor:
     return xp * (x.norm(dim=-1, keepdim=True) / xp.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny))
 
 
+@functools.lru_cache(maxsize=None)  # one per dtype: called in every backward
 def _just_below(value: float, dtype: torch.dtype) -> float:
     """The largest number of dtype below value: "x > it" is "x >= value" in that dtype."""
     t = torch.tensor(value, dtype=dtype)
@@ -58,40 +60,42 @@ def _just_below(value: float, dtype: torch.dtype) -> float:
 
 
 class _FocusedKernel(torch.autograd.Function):
-    """focus((ReLU(x) + eps) / s, p) op for op as in ``focus``, with the backward derived by hand.
+    """focus((ReLU(x) + eps) / s, p) as in ``focus``, with the backward derived by hand.
 
     Autograd through ``focus`` keeps about eight N×C tensors and runs some twenty passes over
-    them; here the forward works in place and the backward is one formula. With a = (ReLU(x) +
-    eps) / s, y = focus(a, p), r = ||a|| = ||y|| (per token) and c = (dL/dy · y) / r²:
-        dL/da = p · (dL/dy − c·y) · y / a · [ (a/peak)^p >= 1e-10 ]  +  c·a
+    them; here the forward works in place and keeps three, and the backward is one formula.
+    With a = (ReLU(x) + eps) / s, its per-token peak m, u = a / m, y = focus(a, p),
+    r = ||a|| = ||y|| and c = (dL/dy · y) / r² (all per token):
+        dL/da = p/m · (dL/dy − c·y) · y / u · [ u^p >= 1e-10 ]  +  c·m·u
     (the peak is a constant, as the ``detach`` in ``focus`` makes it), then dL/ds = −Σ_tokens
-    dL/da · a / s and dL/dx = dL/da / s where x > 0.
+    dL/da · a / s and dL/dx = dL/da / s where x > 0. Saving u rather than a makes the
+    clamp's mask a threshold on u: u^p >= 1e-10  <=>  u >= 1e-10^(1/p).
     """
 
     @staticmethod
     def forward(ctx, x, s, p, eps):
-        a = torch.relu(x).add_(eps).div_(s)
-        tiny = torch.finfo(a.dtype).tiny
-        peak = a.amax(dim=-1, keepdim=True).clamp_min_(tiny)
-        powered = (a / peak).pow_(p)
-        xp = powered.clamp_min(_FLOOR)
-        norm = a.norm(dim=-1, keepdim=True)
+        u = torch.relu(x).add_(eps).div_(s)  # a, until divided by its peak below
+        tiny = torch.finfo(u.dtype).tiny
+        peak = u.amax(dim=-1, keepdim=True).clamp_min_(tiny)
+        u.div_(peak)
+        norm = u.norm(dim=-1, keepdim=True).mul_(peak)  # ||a||
+        xp = u.pow(p).clamp_min_(_FLOOR)
         y = xp.mul_(norm / xp.norm(dim=-1, keepdim=True).clamp_min_(tiny))
         ctx.p = p
-        ctx.save_for_backward(x, s, a, y, norm, powered)
+        ctx.save_for_backward(x, s, u, peak, y, norm)
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, s, a, y, norm, powered = ctx.saved_tensors
-        c = (gy * y).sum(dim=-1, keepdim=True).div_(norm.square().clamp_min_(torch.finfo(a.dtype).tiny))
-        g = torch.addcmul(gy, c, y, value=-1).mul_(y).div_(a)
-        if ctx.p != 1:
-            g.mul_(ctx.p)
+        x, s, u, peak, y, norm = ctx.saved_tensors
+        c = torch.linalg.vecdot(gy, y, dim=-1).unsqueeze_(-1).div_(norm.square().clamp_min_(torch.finfo(u.dtype).tiny))
+        g = torch.addcmul(gy, c, y, value=-1).mul_(y).div_(u).mul_(ctx.p / peak)
         # threshold_backward is ReLU's backward (g where input > threshold, else 0); bool masks are far slower on CPU.
-        g = torch.ops.aten.threshold_backward(g, powered, _just_below(_FLOOR, a.dtype))  # clamp_min's mask
-        g.addcmul_(c, a)  # dL/da
-        gs = (g * a).sum(dim=tuple(range(g.ndim - 1))).div_(s).neg_() if ctx.needs_input_grad[1] else None
+        g = torch.ops.aten.threshold_backward(g, u, _just_below(_FLOOR ** (1 / ctx.p), u.dtype))  # clamp_min's mask
+        g.addcmul_(c * peak, u)  # dL/da
+        gs = None
+        if ctx.needs_input_grad[1]:  # −Σ_tokens dL/da · u · m / s, the token sum as one matrix-vector product
+            gs = ((g * u).reshape(-1, g.shape[-1]).t() @ peak.reshape(-1)).div_(s).neg_()
         gx = torch.ops.aten.threshold_backward(g.div_(s), x, 0) if ctx.needs_input_grad[0] else None
         return gx, gs, None, None
 
@@ -99,7 +103,7 @@ class _FocusedKernel(torch.autograd.Function):
 def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 1e-6) -> torch.Tensor:
     """phi_p(x) = f_p((ReLU(x) + eps) / scale): FLA's focused feature map (paper Eq. 6-7, notebook 02).
 
-    The same values as ``focus(relu_kernel(x, eps) / scale, p)``, computed op for op, in about
+    The same values as ``focus(relu_kernel(x, eps) / scale, p)`` (up to rounding), in about
     half the time and memory for fwd+bwd (see ``_FocusedKernel``; ``python -m fla bench``).
     scale broadcasts against x (per channel: shape (C,)); x is (..., C).
     """
@@ -130,22 +134,20 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: s
     """Normalised linear attention  out_i = sum_j (q_i·k_j) v_j / (q_i · sum_j k_j)  (paper Eq. 3-4).
 
     q, k are already mapped by a non-negative kernel. Both multiplication orders give the same
-    result up to rounding; "auto" takes the cheaper (notebook 01). The normaliser uses the key
-    mean and K^T V / M (each side scaled by M^-1/2): the same value as the sum form, but the
-    intermediates stay O(1) instead of O(M), which keeps them in fp16 range.
+    result up to rounding; "auto" takes the cheaper (notebook 01). The sums over the M keys
+    grow with M, so fp16/bf16 inputs are summed in fp32; the result has q's dtype.
     """
     n, m, d, dv = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
     if order == "auto":
         order = "kv" if kv_order_is_cheaper(n, m, d, dv) else "qk"
-    k_mean = k.mean(dim=-2, keepdim=True).transpose(-2, -1)  # (..., d, 1)
-    z = 1.0 / (q @ k_mean)  # (..., N, 1)
-    if order == "kv":
-        s = m ** -0.5
-        kv = (k * s).transpose(-2, -1) @ (v * s)  # (..., d, dv) = K^T V / M
-        return (q @ kv) * z
-    if order == "qk":
-        return ((q @ k.transpose(-2, -1)) @ v) * (z / m)
-    raise ValueError(f"order must be 'auto', 'kv' or 'qk', got order={order!r}")
+    if order not in ("kv", "qk"):
+        raise ValueError(f"order must be 'auto', 'kv' or 'qk', got order={order!r}")
+    dtype = q.dtype
+    wide = torch.promote_types(dtype, torch.float32)
+    q, k, v = q.to(wide), k.to(wide), v.to(wide)
+    k_sum = k.sum(dim=-2, keepdim=True).transpose(-2, -1)  # (..., d, 1)
+    numerator = q @ (k.transpose(-2, -1) @ v) if order == "kv" else (q @ k.transpose(-2, -1)) @ v
+    return (numerator / (q @ k_sum)).to(dtype)
 
 
 def normalise_rows(scores: torch.Tensor) -> torch.Tensor:

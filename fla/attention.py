@@ -36,8 +36,9 @@ class _TokenAttention(nn.Module):
         if dim <= 0 or num_heads <= 0 or dim % num_heads:
             raise ValueError(f"dim={dim} must be a positive multiple of num_heads={num_heads}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        self.to_q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.to_kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        # Three products, not one fused qkv: each output is contiguous (the DWC reads V in place),
+        # and K, V may come from a reduced grid (sr_ratio > 1).
+        self.to_q, self.to_k, self.to_v = (nn.Linear(dim, dim, bias=qkv_bias) for _ in range(3))
         self.proj = nn.Linear(dim, dim)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -55,8 +56,8 @@ class _TokenAttention(nn.Module):
         self._check_input(x)
         q = self.to_q(rearrange(x, "b c h w -> b (h w) c"))
         grid = self._key_grid(x)
-        k, v = self.to_kv(rearrange(grid, "b c h w -> b (h w) c")).chunk(2, dim=-1)
-        return q, k, v, grid.shape[-2:]
+        tokens = rearrange(grid, "b c h w -> b (h w) c")
+        return q, self.to_k(tokens), self.to_v(tokens), grid.shape[-2:]
 
     def _split(self, *ts: torch.Tensor):
         return [rearrange(t, "b n (h d) -> b h n d", h=self.num_heads) for t in ts]
@@ -173,7 +174,7 @@ class FocusedLinearAttention(LinearAttention):
 
     def _positional(self, key_hw) -> torch.Tensor:
         """(1, M, C) encoding for the key grid: the learned grid, resized in 2-D when sizes differ."""
-        pos = _wide(self.pos)
+        pos = _wide(self.pos).contiguous(memory_format=torch.channels_last)  # resized as (h w c): K's layout
         if tuple(pos.shape[-2:]) != tuple(key_hw):
             pos = F.interpolate(pos, size=tuple(key_hw), mode="bilinear", align_corners=False)
         return rearrange(pos, "1 c h w -> 1 (h w) c")

@@ -42,6 +42,7 @@ __all__ = [
     "CSV_COLUMNS",
     "SeedFormulation",
     "build",
+    "turn_orders",
     "time_impls",
     "time_impl",
     "peak_memory_mb",
@@ -76,7 +77,7 @@ class SeedFormulation(nn.Module):
         if fla.sr_ratio != 1:
             raise ValueError(f"the seed formulation is compared at sr_ratio=1 only, got sr_ratio={fla.sr_ratio}")
         self.dim, self.num_heads, self.focusing_factor = fla.dim, fla.num_heads, fla.focusing_factor
-        self.q, self.kv, self.proj, self.dwc = fla.to_q, fla.to_kv, fla.proj, fla.dwc
+        self.q, self.k, self.v, self.proj, self.dwc = fla.to_q, fla.to_k, fla.to_v, fla.proj, fla.dwc
         self.scale = fla.scale  # (C,) here, (1, 1, C) in the seed: the same broadcast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +87,8 @@ class SeedFormulation(nn.Module):
         dtype, device = x.dtype, x.device
         x = rearrange(x, "b c h w -> b (h w) c")
         q = self.q(x)
-        k, v = self.kv(x).reshape(B, -1, 2, C).permute(2, 0, 1, 3)
+        kv_weight, kv_bias = torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias])
+        k, v = F.linear(x, kv_weight, kv_bias).reshape(B, -1, 2, C).permute(2, 0, 1, 3)  # the seed's one kv Linear
         N = H * W
         positional_encoding = nn.Parameter(torch.zeros(size=(1, N, self.dim), device=device))
         k = k + positional_encoding
@@ -166,12 +168,22 @@ def _inputs(module: nn.Module, x: torch.Tensor, backward: bool):
     return x, (torch.ones_like(x) if backward else None)
 
 
+def turn_orders(n: int) -> list[list[int]]:
+    """Orders of n modules, one per round, in which each module directly follows every other
+    equally often (a Williams design: n rounds for even n, 2n for odd n)."""
+    steps = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]  # 0, 1, n-1, 2, n-2, ...
+    rows = [[(r + b) % n for b in steps] for r in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def time_impls(modules: dict[str, nn.Module], x: torch.Tensor, backward: bool = False, repeats: int = 7,
                warmup: int = 2, budget_s: float | None = None) -> dict[str, float]:
     """Median wall time in ms per module of ``module(x)`` (no_grad) or of forward + backward.
 
     The modules take turns, one run each per round after ``warmup`` rounds, so that a busy
-    machine slows them alike. With ``budget_s``, rounds stop once that many seconds have run
+    machine slows them alike. The order changes each round (:func:`turn_orders`) so that each
+    module follows every other equally often: a run right after softmax's large buffers is
+    measurably slower, and a fixed order hands that slot to the same module every time. With ``budget_s``, rounds stop once that many seconds have run
     (but never before 3 rounds, or ``repeats`` if fewer). CUDA work is synchronised around each run.
     """
     runs = {name: _inputs(m, x, backward) for name, m in modules.items()}
@@ -179,9 +191,12 @@ def time_impls(modules: dict[str, nn.Module], x: torch.Tensor, backward: bool = 
         for name, m in modules.items():
             _step(m, *runs[name])
     times = {name: [] for name in modules}
+    names = list(modules)
+    orders = turn_orders(len(names))
     spent = 0.0
     for i in range(repeats):
-        for name, m in modules.items():
+        for name in (names[j] for j in orders[i % len(orders)]):
+            m = modules[name]
             _sync(x.device)
             t0 = time.perf_counter()
             _step(m, *runs[name])

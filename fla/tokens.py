@@ -96,8 +96,7 @@ def similarity_attention(kind: str, dim: int = 64, p: float = 3.0, kernel_size: 
         raise ValueError(f"kind must be 'softmax', 'linear' or 'focused', got kind={kind!r}")
     with torch.no_grad():
         eye = torch.eye(dim)
-        m.to_q.weight.copy_(eye)
-        m.to_kv.weight.copy_(torch.cat([eye, eye]))
-        m.to_q.bias.zero_()
-        m.to_kv.bias.zero_()
+        for linear in (m.to_q, m.to_k, m.to_v):
+            linear.weight.copy_(eye)
+            linear.bias.zero_()
     return m.eval()

@@ -29,7 +29,7 @@ def _positive_qk(ours: FocusedLinearAttention) -> None:
     head's output collapses to 0: the seed's defect, not a difference of formulation."""
     with torch.no_grad():
         ours.to_q.bias.fill_(2.0)
-        ours.to_kv.bias[: ours.dim].fill_(2.0)
+        ours.to_k.bias.fill_(2.0)
 
 
 @pytest.mark.parametrize("side", [1, 4, 8, 20])
@@ -101,6 +101,37 @@ def test_run_benchmark_rows_skips_and_csv(tmp_path):
     assert tuple(read[0]) == bench.CSV_COLUMNS == ("impl", "device", "dtype", "H", "W", "N", "fwd_ms", "fwdbwd_ms", "peak_mb")
     assert len(read) == 6  # the two skipped cases are notes, not rows
     assert all(float(r["fwdbwd_ms"]) > 0 and int(r["N"]) == int(r["H"]) * int(r["W"]) for r in read)
+
+
+def test_time_impls_changes_turns_so_each_module_follows_every_other():
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name, self.w = name, torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x * self.w
+
+    names = ["a", "b", "c"]
+    times = bench.time_impls({n: Recorder(n) for n in names}, torch.randn(1, 2, 3, 3), repeats=6, warmup=0)
+    assert set(times) == set(names) and all(t > 0 for t in times.values())
+    assert len(calls) == 18
+    assert all(calls.count(n) == 6 for n in names)
+    # within rounds, each ordered pair (x then y) occurs equally often
+    pairs = [(calls[i], calls[i + 1]) for i in range(len(calls) - 1) if (i + 1) % 3]
+    counts = {p: pairs.count(p) for p in set(pairs)}
+    assert len(counts) == 6 and len(set(counts.values())) == 1, counts
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_turn_orders_balance_who_follows_whom(n):
+    orders = bench.turn_orders(n)
+    assert all(sorted(row) == list(range(n)) for row in orders)
+    pairs = [(row[i], row[i + 1]) for row in orders for i in range(n - 1)]
+    assert len(set(pairs)) == n * (n - 1) and len(set(pairs.count(p) for p in set(pairs))) <= 1
 
 
 def test_peak_memory_of_fla_grows_linearly_with_tokens():

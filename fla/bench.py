@@ -23,6 +23,7 @@ backward, gradients, workspaces; not the weights or the input.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import statistics
@@ -214,6 +215,21 @@ def time_impl(module: nn.Module, x: torch.Tensor, backward: bool = False, repeat
     return time_impls({"m": module}, x, backward, repeats, warmup, budget_s)["m"]
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Mute file descriptor 2 for a moment: the profiler's C++ side prints start/stop lines and,
+    on a machine without a GPU, an alarming "gpuGetDeviceCount failed" there on every use."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_memory_mb(module: nn.Module, x: torch.Tensor, backward: bool = True) -> float:
     """Peak MiB that one step allocates above what was live before it (see the module docstring)."""
     x, grad = _inputs(module, x, backward)
@@ -227,7 +243,7 @@ def peak_memory_mb(module: nn.Module, x: torch.Tensor, backward: bool = True) ->
         return (torch.cuda.max_memory_allocated(x.device) - before) / 2**20
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         _step(module, x, grad)
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     live = peak = 0

@@ -197,7 +197,7 @@ class FocusedLinearAttention(LinearAttention):
             out = rearrange(Fn.linear_attention(*self._split(q, k, v), self.order), "b h n d -> b n (h d)")
             # Added with heads merged: the sum lands in the layout proj reads, and the DWC's gradient
             # comes back channels-last, as the conv wants it. Returned as a view of the heads.
-            out = out + self._dwc(v, key_hw, hw)
+            out = out.add_(self._dwc(v, key_hw, hw))  # in place: nothing saved the sum for backward
             return rearrange(out, "b n (h d) -> b h n d", h=self.num_heads)
 
     def _dwc(self, v, key_hw, hw):
@@ -209,7 +209,7 @@ class FocusedLinearAttention(LinearAttention):
         """
         grid = rearrange(v, "b (x y) c -> b c x y", x=key_hw[0])
         weight = self.dwc.weight.to(grid.dtype).repeat(self.num_heads, 1, 1, 1)
-        grid = F.conv2d(grid, weight, padding=self.dwc.padding, groups=self.dim)
+        grid = Fn.depthwise_conv(grid, weight)
         if tuple(key_hw) != tuple(hw):
             grid = F.interpolate(grid, size=tuple(hw), mode="bilinear", align_corners=False)
         return rearrange(grid, "b c x y -> b (x y) c")

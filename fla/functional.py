@@ -19,6 +19,7 @@ __all__ = [
     "kv_order_is_cheaper",
     "linear_attention",
     "normalise_rows",
+    "depthwise_conv",
     "dwc_matrix",
     "row_entropy",
     "numerical_rank",
@@ -153,6 +154,42 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: s
 def normalise_rows(scores: torch.Tensor) -> torch.Tensor:
     """Divide each row of non-negative scores by its sum: the N×M attention weights (notebook 02)."""
     return scores / scores.sum(dim=-1, keepdim=True)
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    """k×k depthwise conv with zero padding k//2 (the DWC), its weight gradient computed as one conv.
+
+    dL/dw[c] is the correlation of input channel c (padded) with output-gradient channel c: a
+    depthwise conv whose kernel is the H×W gradient map and whose output is k×k. On the CPU,
+    oneDNN runs that about twice as fast as its own depthwise weight gradient, which is most of
+    the DWC's cost (``python -m fla bench``). dL/dx is the conv with the flipped kernel.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x, weight)
+        return F.conv2d(x, weight, padding=weight.shape[-1] // 2, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        pad, channels = weight.shape[-1] // 2, x.shape[1]
+        gx = F.conv2d(grad, weight.flip(-2, -1), padding=pad, groups=channels) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            padded = F.pad(x, (pad, pad, pad, pad))
+            gw = sum(F.conv2d(padded[i : i + 1], grad[i].unsqueeze(1), groups=channels) for i in range(x.shape[0]))
+            gw = gw.reshape(weight.shape)
+        return gx, gw
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Depthwise k×k conv of x (B, C, H, W) with weight (C, 1, k, k), zero padding k//2: FLA's DWC
+    (paper Eq. 12, notebook 03). The same values as ``F.conv2d(..., groups=C)``; on the CPU its
+    backward is ``_DepthwiseConv``'s, elsewhere torch's."""
+    if x.device.type != "cpu":
+        return F.conv2d(x, weight, padding=weight.shape[-1] // 2, groups=x.shape[1])
+    return _DepthwiseConv.apply(x, weight)
 
 
 def dwc_matrix(weight: torch.Tensor, height: int, width: int, out_size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -312,6 +312,19 @@ def test_row_entropy_and_rank():
     assert Fn.numerical_rank(torch.eye(20)).item() == 20
 
 
+@pytest.mark.parametrize("batch, k, hw", [(1, 5, (7, 6)), (2, 3, (5, 9)), (3, 5, (1, 1))])
+def test_depthwise_conv_values_and_gradients_equal_torch_conv(batch, k, hw):
+    torch.manual_seed(0)
+    x = torch.randn(batch, 4, *hw, dtype=torch.double).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(4, 1, k, k, dtype=torch.double, requires_grad=True)
+    g = torch.randn(batch, 4, *hw, dtype=torch.double)
+    ours = Fn.depthwise_conv(x, w)
+    theirs = torch.nn.functional.conv2d(x, w, padding=k // 2, groups=4)
+    torch.testing.assert_close(ours, theirs)
+    for a, b in zip(torch.autograd.grad(ours, (x, w), g), torch.autograd.grad(theirs, (x, w), g)):
+        torch.testing.assert_close(a, b)
+
+
 def test_dwc_matrix_is_the_conv():
     torch.manual_seed(0)
     w = torch.randn(3, 1, 5, 5)

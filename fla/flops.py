@@ -1,17 +1,17 @@
 """Counting the arithmetic of the attention modules two ways: formulas and real counters (notebook 01).
 
-Importing this module registers a thop rule for the linear-attention modules, so
-``thop.profile`` and ultralytics' ``model.info()`` count their token mixing too.
+Importing this module registers a thop rule for the three attention modules, so
+``thop.profile`` and ultralytics' ``model.info()`` count their projections and token mixing.
 """
 from __future__ import annotations
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .attention import FocusedLinearAttention, LinearAttention
+from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
 from .functional import attention_macs
 
-__all__ = ["linear_attention_macs", "count_flops"]
+__all__ = ["linear_attention_macs", "projection_macs", "count_flops"]
 
 
 def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
@@ -32,8 +32,25 @@ def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
     return macs
 
 
+def projection_macs(module, x: torch.Tensor) -> int:
+    """Multiply-adds of an attention module's q, k, v and output projections on x (biases not
+    counted, as thop counts a Linear): q and the output on the N query tokens, k and v on the M keys."""
+    b, c, h, w = x.shape
+    sr = getattr(module, "sr_ratio", 1)
+    n, m = h * w, (h // sr) * (w // sr)
+    return b * c * c * (2 * n + 2 * m)
+
+
 def _thop_rule(module, inputs, output):
-    module.total_ops += linear_attention_macs(module, inputs[0])
+    """The modules apply their Linears' weights to channel-first tokens themselves (no Linear call
+    for thop to hook), so the rule counts the projections as well as the token mixing."""
+    x = inputs[0]
+    if isinstance(module, SoftmaxAttention):
+        b, _, h, w = x.shape
+        mixing = b * module.num_heads * attention_macs(h * w, module.head_dim, "softmax")
+    else:
+        mixing = linear_attention_macs(module, x)
+    module.total_ops += projection_macs(module, x) + mixing
 
 
 def _count_cpu_sdpa() -> None:
@@ -59,7 +76,7 @@ try:  # thop comes with ultralytics (as ultralytics-thop); the formulas above wo
 
     _thop_profile = importlib.import_module("thop.profile")  # the module: thop re-exports a function of that name
 
-    for _cls in (LinearAttention, FocusedLinearAttention):
+    for _cls in (SoftmaxAttention, LinearAttention, FocusedLinearAttention):
         _thop_profile.register_hooks[_cls] = _thop_rule
 except ImportError:
     pass

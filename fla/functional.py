@@ -74,42 +74,59 @@ class _FocusedKernel(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, s, p, eps):
+    def forward(ctx, x, s, p, eps, dim):
         u = torch.relu(x).add_(eps).div_(s)  # a, until divided by its peak below
         tiny = torch.finfo(u.dtype).tiny
-        peak = u.amax(dim=-1, keepdim=True).clamp_min_(tiny)
+        peak = u.amax(dim=dim, keepdim=True).clamp_min_(tiny)
         u.div_(peak)
-        norm = u.norm(dim=-1, keepdim=True).mul_(peak)  # ||a||
+        norm = _norm(u, dim).mul_(peak)  # ||a||
         xp = u.pow(p).clamp_min_(_FLOOR)
-        y = xp.mul_(norm / xp.norm(dim=-1, keepdim=True).clamp_min_(tiny))
-        ctx.p = p
+        y = xp.mul_(norm / _norm(xp, dim).clamp_min_(tiny))
+        ctx.p, ctx.dim = p, dim
         ctx.save_for_backward(x, s, u, peak, y, norm)
         return y
 
     @staticmethod
     def backward(ctx, gy):
         x, s, u, peak, y, norm = ctx.saved_tensors
-        c = torch.linalg.vecdot(gy, y, dim=-1).unsqueeze_(-1).div_(norm.square().clamp_min_(torch.finfo(u.dtype).tiny))
+        dim = ctx.dim
+        c = torch.linalg.vecdot(gy, y, dim=dim).unsqueeze_(dim).div_(norm.square().clamp_min_(torch.finfo(u.dtype).tiny))
         g = torch.addcmul(gy, c, y, value=-1).mul_(y).div_(u).mul_(ctx.p / peak)
         # threshold_backward is ReLU's backward (g where input > threshold, else 0); bool masks are far slower on CPU.
         g = torch.ops.aten.threshold_backward(g, u, _just_below(_FLOOR ** (1 / ctx.p), u.dtype))  # clamp_min's mask
         g.addcmul_(c * peak, u)  # dL/da
         gs = None
-        if ctx.needs_input_grad[1]:  # −Σ_tokens dL/da · u · m / s, the token sum as one matrix-vector product
-            gs = ((g * u).reshape(-1, g.shape[-1]).t() @ peak.reshape(-1)).div_(s).neg_()
+        if ctx.needs_input_grad[1]:  # −Σ_tokens dL/da · u · m / s; s broadcast over the tokens, so summed back to its shape
+            gs = _sum_to((g * u).mul_(peak), s.shape).div_(s).neg_()
         gx = torch.ops.aten.threshold_backward(g.div_(s), x, 0) if ctx.needs_input_grad[0] else None
-        return gx, gs, None, None
+        return gx, gs, None, None, None
 
 
-def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 1e-6) -> torch.Tensor:
+def _norm(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Euclidean norm along dim, kept. torch's norm over a dim that is not the innermost runs
+    ~30x slower on the CPU than over the innermost (4.4 vs 0.15 ms at 25600×64); a self dot product does not."""
+    if dim in (-1, t.ndim - 1):
+        return t.norm(dim=dim, keepdim=True)
+    return torch.linalg.vecdot(t, t, dim=dim).unsqueeze_(dim).sqrt_()
+
+
+def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum t down to a shape it was broadcast from (the reverse of broadcasting)."""
+    lead = t.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1)
+    return t.sum(dim=dims, keepdim=True).reshape(shape) if dims else t
+
+
+def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 1e-6, dim: int = -1) -> torch.Tensor:
     """phi_p(x) = f_p((ReLU(x) + eps) / scale): FLA's focused feature map (paper Eq. 6-7, notebook 02).
 
     The same values as ``focus(relu_kernel(x, eps) / scale, p)`` (up to rounding), in about
     half the time and memory for fwd+bwd (see ``_FocusedKernel``; ``python -m fla bench``).
-    scale broadcasts against x (per channel: shape (C,)); x is (..., C).
+    Each token's vector runs along ``dim`` (x is (..., C) by default; the attention modules pass
+    (B, C, N) with dim=-2); scale broadcasts against x, per channel: (C,), or (C, 1) for dim=-2.
     """
     _check_p(p)
-    return _FocusedKernel.apply(x, scale, float(p), eps)
+    return _FocusedKernel.apply(x, scale, float(p), eps, dim)
 
 
 def relu_kernel(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -146,9 +163,12 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: s
     dtype = q.dtype
     wide = torch.promote_types(dtype, torch.float32)
     q, k, v = q.to(wide), k.to(wide), v.to(wide)
-    k_sum = k.sum(dim=-2, keepdim=True).transpose(-2, -1)  # (..., d, 1)
-    numerator = q @ (k.transpose(-2, -1) @ v) if order == "kv" else (q @ k.transpose(-2, -1)) @ v
-    return (numerator / (q @ k_sum)).to(dtype)
+    # Computed transposed, (dv, N) per head: the division by each query's normaliser then runs
+    # along the long token axis (3x faster on the CPU than along dv); returned as an (N, dv) view.
+    q_t = q.transpose(-2, -1)
+    numerator_t = (k.transpose(-2, -1) @ v).transpose(-2, -1) @ q_t if order == "kv" else v.transpose(-2, -1) @ (k @ q_t)
+    normaliser_t = k.sum(dim=-2, keepdim=True) @ q_t  # (..., 1, N): q_i · sum_j k_j
+    return (numerator_t / normaliser_t).transpose(-2, -1).to(dtype)
 
 
 def normalise_rows(scores: torch.Tensor) -> torch.Tensor:

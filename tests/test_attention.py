@@ -165,7 +165,7 @@ def test_positional_encoding_changes_the_output_and_resizes_in_2d():
         assert not torch.allclose(m(x), y, atol=1e-4)
         resized = m._positional((8, 12))
     grid = torch.nn.functional.interpolate(m.pos.detach(), size=(8, 12), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(resized, rearrange(grid, "1 c h w -> 1 (h w) c"))
+    torch.testing.assert_close(resized, grid.flatten(2))  # (1, C, M): tokens channels first, as K
 
 
 def test_pos_encoding_off():
@@ -289,6 +289,21 @@ def test_focused_kernel_equals_focus_of_relu_kernel_values_and_gradients(p):
     torch.testing.assert_close(fast, plain)
     torch.testing.assert_close(gx_fast, gx_plain)
     torch.testing.assert_close(gs_fast, gs_plain)
+
+
+def test_focused_kernel_along_the_channel_dim_of_channel_first_tokens():
+    """The modules call it on (B, C, N) with dim=-2 and a (C, 1) scale: the same map as on (B, N, C)."""
+    torch.manual_seed(0)
+    x = (torch.randn(2, 16, 30, dtype=torch.double) * 3).requires_grad_()
+    s = (torch.rand(16, 1, dtype=torch.double) + 0.5).requires_grad_()
+    gy = torch.randn(2, 16, 30, dtype=torch.double)
+    channel_first = Fn.focused_kernel(x, s, 3.0, dim=-2)
+    grads = torch.autograd.grad(channel_first, (x, s), gy)
+    plain = focus(Fn.relu_kernel(x.transpose(1, 2)) / s[:, 0], 3.0).transpose(1, 2)
+    torch.testing.assert_close(channel_first, plain)
+    for ours, reference in zip(grads, torch.autograd.grad(plain, (x, s), gy)):
+        assert ours.shape == reference.shape
+        torch.testing.assert_close(ours, reference)
 
 
 def test_focus_large_values_stay_finite():

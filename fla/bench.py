@@ -184,8 +184,9 @@ def time_impls(modules: dict[str, nn.Module], x: torch.Tensor, backward: bool = 
     The modules take turns, one run each per round after ``warmup`` rounds, so that a busy
     machine slows them alike. The order changes each round (:func:`turn_orders`) so that each
     module follows every other equally often: a run right after softmax's large buffers is
-    measurably slower, and a fixed order hands that slot to the same module every time. With ``budget_s``, rounds stop once that many seconds have run
-    (but never before 3 rounds, or ``repeats`` if fewer). CUDA work is synchronised around each run.
+    measurably slower, and a fixed order hands that slot to the same module every time. With
+    ``budget_s``, rounds stop once that many seconds have run (but never before 3 rounds, or
+    ``repeats`` if fewer). CUDA work is synchronised around each run.
     """
     runs = {name: _inputs(m, x, backward) for name, m in modules.items()}
     for _ in range(warmup):

@@ -1,7 +1,8 @@
 """Where the cost of attention goes: counts and wall-clock over the number of tokens (notebook 01).
 
-The formulas live in ``fla.functional.attention_macs`` and the counters in ``fla.flops``; this
-module lines them up over N and times the real modules, so the notebook only plots.
+The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``) and the
+counters in ``fla.flops``; this module lines them up over N and times the real modules, so the
+notebook only plots.
 """
 from __future__ import annotations
 
@@ -10,19 +11,14 @@ import math
 import torch
 
 from .flops import count_flops
-from .functional import attention_macs
+from .functional import attention_macs, projection_macs
 
-__all__ = ["projection_macs", "count_table", "time_over_tokens", "loglog_slope", "YOLO_MAPS", "DEIT"]
+__all__ = ["count_table", "time_over_tokens", "loglog_slope", "YOLO_MAPS", "DEIT"]
 
 #: Feature maps of a 640×640 image at YOLO's strides 8, 16, 32 (P3, P4, P5): side -> tokens.
 YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
 #: DeiT / ViT-B at 224²: 14×14 patches, 64 channels per head.
 DEIT = {"N": 196, "d": 64}
-
-
-def projection_macs(n: int, dim: int) -> int:
-    """Multiply-adds of the q, k, v and output projections on n tokens: 4·N·C², biases not counted (notebook 01)."""
-    return 4 * n * dim * dim
 
 
 def count_table(modules: dict, sides, dim: int) -> list[dict]:

@@ -9,9 +9,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
-from .functional import attention_macs
+from .functional import attention_macs, projection_macs
 
-__all__ = ["linear_attention_macs", "projection_macs", "count_flops"]
+__all__ = ["linear_attention_macs", "count_flops"]
+
+
+def _token_counts(module, x: torch.Tensor) -> tuple[int, int, int]:
+    """(batch, query tokens N, key tokens M) of a module on x: M is the reduced grid when sr_ratio > 1."""
+    b, _, h, w = x.shape
+    sr = getattr(module, "sr_ratio", 1)
+    return b, h * w, (h // sr) * (w // sr)
 
 
 def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
@@ -23,34 +30,24 @@ def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
     with the image, which ultralytics' FLOP extrapolation from small proxy images relies on.
     FocusedLinearAttention adds its depthwise conv on V: k*k per value entry.
     """
-    b, _, h, w = x.shape
-    sr = getattr(module, "sr_ratio", 1)
-    n, m, d = h * w, (h // sr) * (w // sr), module.head_dim
+    b, n, m = _token_counts(module, x)
+    d = module.head_dim
     macs = b * module.num_heads * attention_macs(n, d, "linear", m=m)
     if isinstance(module, FocusedLinearAttention):
         macs += b * module.num_heads * d * m * module.dwc.kernel_size[0] * module.dwc.kernel_size[1]
     return macs
 
 
-def projection_macs(module, x: torch.Tensor) -> int:
-    """Multiply-adds of an attention module's q, k, v and output projections on x (biases not
-    counted, as thop counts a Linear): q and the output on the N query tokens, k and v on the M keys."""
-    b, c, h, w = x.shape
-    sr = getattr(module, "sr_ratio", 1)
-    n, m = h * w, (h // sr) * (w // sr)
-    return b * c * c * (2 * n + 2 * m)
-
-
 def _thop_rule(module, inputs, output):
     """The modules apply their Linears' weights to channel-first tokens themselves (no Linear call
     for thop to hook), so the rule counts the projections as well as the token mixing."""
     x = inputs[0]
+    b, n, m = _token_counts(module, x)
     if isinstance(module, SoftmaxAttention):
-        b, _, h, w = x.shape
-        mixing = b * module.num_heads * attention_macs(h * w, module.head_dim, "softmax")
+        mixing = b * module.num_heads * attention_macs(n, module.head_dim, "softmax")
     else:
         mixing = linear_attention_macs(module, x)
-    module.total_ops += projection_macs(module, x) + mixing
+    module.total_ops += b * projection_macs(n, module.dim, m) + mixing
 
 
 def _count_cpu_sdpa() -> None:

@@ -6,7 +6,6 @@ when the leading dims are (B, heads).
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +23,7 @@ __all__ = [
     "row_entropy",
     "numerical_rank",
     "attention_macs",
+    "projection_macs",
 ]
 
 
@@ -97,7 +97,7 @@ class _FocusedKernel(torch.autograd.Function):
         g.addcmul_(c * peak, u)  # dL/da
         gs = None
         if ctx.needs_input_grad[1]:  # −Σ_tokens dL/da · u · m / s; s broadcast over the tokens, so summed back to its shape
-            gs = _sum_to((g * u).mul_(peak), s.shape).div_(s).neg_()
+            gs = (g * u).mul_(peak).sum_to_size(s.shape).div_(s).neg_()
         gx = torch.ops.aten.threshold_backward(g.div_(s), x, 0) if ctx.needs_input_grad[0] else None
         return gx, gs, None, None, None
 
@@ -108,13 +108,6 @@ def _norm(t: torch.Tensor, dim: int) -> torch.Tensor:
     if dim in (-1, t.ndim - 1):
         return t.norm(dim=dim, keepdim=True)
     return torch.linalg.vecdot(t, t, dim=dim).unsqueeze_(dim).sqrt_()
-
-
-def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum t down to a shape it was broadcast from (the reverse of broadcasting)."""
-    lead = t.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1)
-    return t.sum(dim=dims, keepdim=True).reshape(shape) if dims else t
 
 
 def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 1e-6, dim: int = -1) -> torch.Tensor:
@@ -266,3 +259,10 @@ def attention_macs(n: int, d: int, kind: str, m: int | None = None, dv: int | No
         return (n + m) * d * dv + n * d
     raise ValueError(f"kind must be 'softmax' or 'linear', got kind={kind!r}")
 
+
+def projection_macs(n: int, dim: int, m: int | None = None) -> int:
+    """Multiply-adds of the q and output projections on N query tokens and the k and v projections
+    on M key tokens (M = N unless keys come from a reduced grid): (2N + 2M)·C², biases not
+    counted (notebook 01)."""
+    m = n if m is None else m
+    return (2 * n + 2 * m) * dim * dim

@@ -5,25 +5,13 @@ import math
 
 import pytest
 import torch
-from einops import rearrange
 
 import fla
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, focus
 from fla import functional as Fn
+from reference import dense_reference
 
 SIZES = [(1, 1), (7, 5), (16, 25), (20, 32), (40, 40)]
-
-
-def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Build the N×M matrices explicitly and apply them: the definition, not the fast path."""
-    h, w = x.shape[-2:]
-    _, _, v, _ = m._project(x)
-    (vh,) = m._split(v)
-    out = m.attention_matrix(x).to(vh.dtype) @ vh  # (B, heads, N, d)
-    if isinstance(m, FocusedLinearAttention):  # + DWC as a banded matrix, one per head channel
-        out = out + torch.einsum("dnm,bhmd->bhnd", m.dwc_matrix(h, w).to(vh.dtype), vh)
-    y = m.proj(rearrange(out, "b h n d -> b n (h d)"))
-    return rearrange(y, "b (h w) c -> b c h w", h=h)
 
 
 @pytest.mark.parametrize("hw", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -7,20 +7,9 @@ import sys
 
 import pytest
 import torch
-from einops import rearrange
 
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, bench
-
-
-def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Our module's definition with explicit N×N matrices (as in test_attention.py)."""
-    h, w = x.shape[-2:]
-    _, _, v, _ = m._project(x)
-    (vh,) = m._split(v)
-    out = m.attention_matrix(x) @ vh
-    if isinstance(m, FocusedLinearAttention):
-        out = out + torch.einsum("dnm,bhmd->bhnd", m.dwc_matrix(h, w), vh)
-    return rearrange(m.proj(rearrange(out, "b h n d -> b n (h d)")), "b (h w) c -> b c h w", h=h)
+from reference import dense_reference
 
 
 def _positive_qk(ours: FocusedLinearAttention) -> None:

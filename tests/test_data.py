@@ -107,13 +107,13 @@ def test_download_equals_prepared(host, tmp_path):
     assert yaml_path == out.resolve() / "data.yaml"
     assert_same_subset(out)
     assert_no_partial(out)
-    assert len(host.requests) == 400  # exactly the listed files: 200 images + 200 source labels
+    assert len(host.requests) == 600  # exactly the listed files: 300 images + 300 source labels
     cfg = yaml.safe_load(yaml_path.read_text())
     assert Path(cfg["path"]).is_absolute() and Path(cfg["path"]) == out.resolve()
     assert cfg["names"] == {0: "helmet", 1: "head"}
     # a second call verifies the files and touches no network
     assert get_data(out=out, base_url=host.url, progress=False) == yaml_path
-    assert len(host.requests) == 400
+    assert len(host.requests) == 600
 
 
 @needs_shared
@@ -124,6 +124,7 @@ def test_ultralytics_accepts_data_yaml(host, tmp_path):
     data = check_det_dataset(str(yaml_path), autodownload=False)
     assert data["nc"] == 2 and data["names"] == {0: "helmet", 1: "head"}
     assert Path(data["train"]) == tmp_path.resolve() / "helmet" / "images" / "train"
+    assert Path(data["test"]) == tmp_path.resolve() / "helmet" / "images" / "test"  # the held-out split
 
 
 @needs_shared
@@ -145,14 +146,14 @@ def test_interrupted_download_resumes_without_refetching(host, tmp_path):
     with pytest.raises(DataError, match="HTTP 503"):
         get_data(out=out, base_url=host.url, progress=False)
     have = files(out)
-    assert 0 < len(have) < 400 and not (out / "data.yaml").exists()
+    assert 0 < len(have) < 600 and not (out / "data.yaml").exists()
     assert_no_partial(out)
 
     host.fail_after, host.requests = None, []
     get_data(out=out, base_url=host.url, progress=False)
     assert_same_subset(out)
     fetched = {Path(p).name for p in host.requests}
-    assert len(host.requests) == 400 - len(have)
+    assert len(host.requests) == 600 - len(have)
     assert not fetched & {Path(p).name for p in have if p.startswith("images/")}
 
 
@@ -232,4 +233,4 @@ def test_resolve_data_defaults_to_the_cache(host, tmp_path, monkeypatch):
     yaml_path = get_data(out=D.cache_dir(), base_url=host.url, progress=False)
     assert yaml_path == tmp_path.resolve() / "fla" / "helmet" / "data.yaml"
     assert resolve_data() == yaml_path  # complete cache: verified, nothing fetched (the default host is unreachable here)
-    assert len(host.requests) == 400
+    assert len(host.requests) == 600

@@ -1,7 +1,7 @@
-"""The helmet subset: 100 train + 100 val photos of Hard Hat Workers, classes ``0 helmet``, ``1 head``.
+"""The helmet subset: 100 train + 100 val + 100 test photos of Hard Hat Workers, classes ``0 helmet``, ``1 head``.
 
-Used by notebook 05 (the mini-training) and ``fla train``; ``data/README.md`` tells where the
-images come from and why these 200. Three ways to get them, one function:
+Used by notebook 06 (the mini-training) and ``fla train``; ``data/README.md`` tells where the
+images come from and why these 300; ``test`` is held out (score only, never select on it). Three ways to get them, one function:
 
 * ``get_data()``: download exactly the files in the manifest from the carrier repository,
   pinned to one commit, verify, remap classes, write atomically; a rerun resumes.
@@ -34,13 +34,13 @@ DEFAULT_BASE_URL = (
     "https://raw.githubusercontent.com/ahamedkafeel22/helmet-safety-detection/"
     "171752144b5d067e24ebc3786b6af60854a8b7a9"
 )
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 NAMES = {0: "helmet", 1: "head"}
 REMAP = {"0": "1", "1": "0"}  # source classes: 0 head, 1 helmet, 2 person (dropped, as Roboflow's head/helmet version does)
 TIMEOUT_S = 30  # per request: offline, urlopen fails fast or after this, never hangs
 WORKERS = 8  # 400 small files: latency-bound, so a few requests in flight
 
-HOW_TO = """How to get the helmet data (100 train + 100 val images, about 8 MB), any one of:
+HOW_TO = """How to get the helmet data (100 train + 100 val + 100 test images, about 12 MB), any one of:
   python -m fla data get --out DIR                  # download from GitHub (needs internet)
   python -m fla data get --out DIR --from FOLDER    # FOLDER: a prepared copy, or the full Roboflow export
 then pass --data DIR/data.yaml or set FLA_DATA=DIR. See data/README.md."""
@@ -50,6 +50,7 @@ DATA_YAML = """\
 path: {path}
 train: images/train   # 100 images
 val: images/val       # 100 images
+test: images/test     # 100 images (held out: never used to pick a checkpoint)
 nc: 2
 names:
   0: helmet   # head wearing a hard hat

@@ -1,6 +1,6 @@
 """``python -m fla data get [--out DIR] [--base-url URL] [--from DIR]``: the last line printed is the data.yaml path.
 
-A thin shell over ``fla.data.get_data`` (notebook 05 calls the function itself).
+A thin shell over ``fla.data.get_data`` (notebook 06 calls the function itself).
 """
 from __future__ import annotations
 

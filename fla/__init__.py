@@ -11,7 +11,7 @@ __all__ = ["SoftmaxAttention", "LinearAttention", "FocusedLinearAttention", "foc
 
 
 def register() -> None:
-    """Make ``C2f_FLA`` and ``FLABlock`` usable in ultralytics model YAMLs (notebook 04).
+    """Make ``C2f_FLA`` and ``FLABlock`` usable in ultralytics model YAMLs (notebook 05).
 
     The same as ``import fla.yolo``; kept out of ``import fla`` so that the notebooks that do
     not need ultralytics do not pay for importing it.

@@ -1,4 +1,4 @@
-"""Detections of several trained variants on the same validation images, side by side (notebook 05).
+"""Detections of several trained variants on the same validation images, side by side (notebook 06).
 
 Predicted boxes are solid and coloured by class with their confidence; ground-truth boxes from
 the YOLO label file are dashed white, so a miss, a duplicate or a wrong class shows at a glance.

@@ -1,4 +1,4 @@
-"""Train the YOLOv8 baseline and the FLA variants on the helmet subset: ``fla train`` and notebook 05.
+"""Train the YOLOv8 baseline and the FLA variants on the helmet subset: ``fla train`` and notebook 06.
 
 One run = one variant, one seed, trained from its YAML (no pretrained weights) with ultralytics
 under ``OUT/runs/<variant>-s<seed>-e<epochs>-<imgsz>px``. After each run a row goes into
@@ -186,7 +186,7 @@ def write_results(rows: list[dict], out) -> None:
 
 def plot_curves(out, rows: list[dict] | None = None, path=None):
     """Validation mAP50 and box loss per epoch of every run in ``OUT/results.csv``, read from each run's
-    ultralytics ``results.csv``; saved to ``OUT/curves.png`` (notebook 05). Returns the figure."""
+    ultralytics ``results.csv``; saved to ``OUT/curves.png`` (notebook 06). Returns the figure."""
     import matplotlib.pyplot as plt
 
     out = Path(out)

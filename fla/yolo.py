@@ -1,4 +1,4 @@
-"""YOLO blocks with focused linear attention, plugged into ultralytics' model registry (notebook 04).
+"""YOLO blocks with focused linear attention, plugged into ultralytics' model registry (notebook 05).
 
 ``register()`` (run on import of this module) teaches ``ultralytics.nn.tasks.parse_model`` the
 YAML names ``C2f_FLA`` and ``FLABlock`` without forking ultralytics:
@@ -160,7 +160,7 @@ def model_summary(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> dict:
     """Parameters and GFLOPs (2 × thop multiply-adds, ultralytics' convention) of a detection model at imgsz.
 
     Profiles one real forward at the full size, so every matmul inside the attention is
-    counted as it runs (notebook 04). ``model`` may be a ``YOLO`` object or its ``.model``.
+    counted as it runs (notebook 05). ``model`` may be a ``YOLO`` object or its ``.model``.
     """
     import thop
 

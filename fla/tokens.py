@@ -12,7 +12,8 @@ nothing that cannot be installed. So the features are fixed and explainable:
 3. each of the ``dim`` features is standardised over the tokens (mean 0, variance 1), the
    scale a trained ViT's LayerNorm gives its tokens.
 
-With queries = keys = these tokens, attention is "look at the patches that look like me".
+With queries = keys = these tokens, attention is "look at the patches that look like me"
+(``fla.views`` builds those attention matrices from the paper's equations).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-__all__ = ["default_image_path", "load_image", "image_tokens", "similarity_attention"]
+__all__ = ["default_image_path", "load_image", "image_tokens"]
 
 
 def default_image_path() -> Path:
@@ -47,14 +48,14 @@ def default_image_path() -> Path:
 
 
 def load_image(path: str | Path | None = None, size: int = 224) -> np.ndarray:
-    """(size, size, 3) float RGB in [0, 1]: shorter side resized to ``size``, centre crop (notebook 02)."""
+    """(size, size, 3) float RGB in [0, 1]: shorter side resized to ``size`` (bicubic), centre crop (notebook 02)."""
     from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
 
     img = Image.open(path or default_image_path()).convert("RGB")
-    scale = size / min(img.size)
-    img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))), Image.BICUBIC)
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+    img = TF.center_crop(TF.resize(img, size, interpolation=InterpolationMode.BICUBIC), size)
+    return np.asarray(img, dtype=np.float32) / 255.0
 
 
 def image_tokens(image: np.ndarray, grid: int = 14, dim: int = 64, seed: int = 0) -> torch.Tensor:
@@ -73,30 +74,3 @@ def image_tokens(image: np.ndarray, grid: int = 14, dim: int = 64, seed: int = 0
     feats = patches @ proj
     feats = (feats - feats.mean(dim=0)) / feats.std(dim=0).clamp_min(1e-6)
     return rearrange(feats, "(h w) d -> 1 d h w", h=grid)
-
-
-def similarity_attention(kind: str, dim: int = 64, p: float = 3.0, kernel_size: int = 5, seed: int = 0) -> torch.nn.Module:
-    """One-head attention module whose queries and keys are the input tokens themselves (notebooks 02, 03).
-
-    kind: "softmax", "linear" (ReLU kernel) or "focused" (p, DWC of ``kernel_size``). The q/k
-    projections are set to the identity (biases 0) and the positional encoding is off, so the
-    attention maps show the tokens' own similarity; the DWC weights keep their seeded random
-    initialisation. Its ``attention_matrix`` and ``dwc_matrix`` are the module's real ones.
-    """
-    from . import FocusedLinearAttention, LinearAttention, SoftmaxAttention
-
-    torch.manual_seed(seed)
-    if kind == "softmax":
-        m = SoftmaxAttention(dim, num_heads=1)
-    elif kind == "linear":
-        m = LinearAttention(dim, num_heads=1)
-    elif kind == "focused":
-        m = FocusedLinearAttention(dim, num_heads=1, focusing_factor=p, kernel_size=kernel_size, pos_encoding=False)
-    else:
-        raise ValueError(f"kind must be 'softmax', 'linear' or 'focused', got kind={kind!r}")
-    with torch.no_grad():
-        eye = torch.eye(dim)
-        for linear in (m.to_q, m.to_k, m.to_v):
-            linear.weight.copy_(eye)
-            linear.bias.zero_()
-    return m.eval()

@@ -1,7 +1,10 @@
-"""What the sliders of notebooks 02 and 03 show, as plain functions (the widgets only call these).
+"""What notebooks 02 and 03 compute and draw, on the paper's equations (``fla.functional``).
 
-Every view takes the token map of ``fla.tokens.image_tokens`` (1, d, H, W) and returns numbers
-and arrays; the ``plot_*`` functions draw them. Tests call the views directly.
+Every view takes the token map of ``fla.tokens.image_tokens`` (1, d, H, W) and uses the tokens
+themselves as queries, keys and values (identity projections, no positional encoding), so each
+attention map answers "which patches look like this one?". The matrices are built from the
+reference functions, not from the modules' internals; ``tests/test_views.py`` checks that they
+equal the modules' own ``attention_matrix`` and ``dwc_matrix``. The widgets only call these.
 """
 from __future__ import annotations
 
@@ -9,20 +12,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 
 from . import functional as Fn
-from .tokens import similarity_attention
 
 __all__ = [
     "KINDS",
+    "token_rows",
     "attention_matrices",
     "FocusView",
     "focusing_view",
     "entropy_curve",
+    "temperature_curve",
+    "focusing_pairs",
     "plot_focusing",
+    "dwc_kernels",
+    "effective_rank",
     "RankView",
     "rank_view",
     "rank_over_dim",
+    "dwc_strength_curve",
     "plot_rank",
 ]
 
@@ -30,15 +40,32 @@ KINDS = ("softmax", "linear", "focused")
 LABELS = {"softmax": "softmax", "linear": "ReLU linear", "focused": "focused"}
 
 
+def token_rows(tokens: torch.Tensor) -> torch.Tensor:
+    """(1, d, H, W) token map -> (N, d) matrix, one token per row, rows in raster order (notebooks 02, 03)."""
+    return rearrange(tokens, "1 d h w -> (h w) d")
+
+
 @torch.no_grad()
-def attention_matrices(tokens: torch.Tensor, p: float = 3.0, kernel_size: int = 5) -> dict:
+def attention_matrices(tokens: torch.Tensor, p: float = 3.0, logit_scale: float | None = None) -> dict:
     """kind -> (N, N) row-stochastic attention of the tokens on themselves (notebooks 02, 03).
 
-    Softmax and ReLU linear ignore p; "focused" is FocusedLinearAttention's phi_p(Q) phi_p(K)^T
-    without the DWC term. At p = 1 focusing is the identity, so "focused" equals "linear".
+    softmax: softmax(x xᵀ · logit_scale), logit_scale = 1/√d by default (paper §3.1, Eq. 1);
+    linear:  rows of φ(x)φ(x)ᵀ normalised, φ = ReLU (+1e-6) (§3.2, Eqs. 2-3);
+    focused: the same with φ_p(x) = f_p(φ(x)) (§4.1, Eqs. 5-6), without the DWC term.
+    At p = 1 focusing is the identity, so "focused" equals "linear".
     """
-    dim = tokens.shape[1]
-    return {kind: similarity_attention(kind, dim, p, kernel_size).attention_matrix(tokens)[0, 0] for kind in KINDS}
+    x = token_rows(tokens)
+    scale = x.shape[1] ** -0.5 if logit_scale is None else logit_scale
+    phi = Fn.relu_kernel(x)
+    phi_p = Fn.focus(phi, p)
+    return {
+        "softmax": torch.softmax(x @ x.T * scale, dim=-1),
+        "linear": Fn.normalise_rows(phi @ phi.T),
+        "focused": Fn.normalise_rows(phi_p @ phi_p.T),
+    }
+
+
+# --- notebook 02: focusing -----------------------------------------------------------------------
 
 
 @dataclass
@@ -90,6 +117,47 @@ def entropy_curve(tokens: torch.Tensor, ps) -> np.ndarray:
     return np.array([float(Fn.row_entropy(attention_matrices(tokens, p)["focused"]).mean()) for p in ps])
 
 
+def temperature_curve(tokens: torch.Tensor, scales, p: float = 3.0) -> dict:
+    """kind -> mean row entropy when every q·k is multiplied by c, for each c in scales (notebook 02).
+
+    Softmax gets logits c · x xᵀ; the linear kinds get the tokens √c · x, which multiplies each
+    q·k by c too. ReLU and f_p are positively homogeneous (φ(tx) = tφ(x)), so the row
+    normalisation cancels t: the linear kinds have no temperature to turn.
+    """
+    out = {k: [] for k in KINDS}
+    for c in scales:
+        mats = attention_matrices(tokens * float(c) ** 0.5, p, logit_scale=1.0)
+        for k, a in mats.items():
+            out[k].append(float(Fn.row_entropy(a).mean()))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def focusing_pairs(p: float, n_pairs: int = 100_000, dim: int = 4, seed: int = 0) -> dict:
+    """Proposition 1 (paper §4.1, Eqs. 7-8) counted on random pairs at one p (notebook 02).
+
+    Draws n_pairs pairs x, y = ReLU(Gaussian) + 1e-6 in float64, keeps those whose largest
+    entry is clearly positive, and compares cos(f_p(x), f_p(y)) with cos(x, y) (f_p keeps
+    norms, so this is the paper's comparison of inner products). Returns the counts of pairs
+    that share their largest channel ("same") and that do not ("different"), and the fraction
+    of each that moves against the proposition's direction at this p.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x, y = Fn.relu_kernel(torch.randn(2, n_pairs, dim, generator=g, dtype=torch.float64)).unbind()
+    keep = (x.amax(-1) > 1e-3) & (y.amax(-1) > 1e-3)  # an all-zero ReLU vector has no largest entry
+    x, y = x[keep], y[keep]
+    before = F.cosine_similarity(x, y, dim=-1)
+    after = F.cosine_similarity(Fn.focus(x, p), Fn.focus(y, p), dim=-1)
+    same = x.argmax(-1) == y.argmax(-1)
+    return {
+        "p": float(p),
+        "same": int(same.sum()),
+        "different": int((~same).sum()),
+        "same_less_similar": float((after < before)[same].double().mean()),
+        "different_more_similar": float((after > before)[~same].double().mean()),
+    }
+
+
 def plot_focusing(view: FocusView, image: np.ndarray):
     """Image with the query, the three attention maps of that query, and the per-query entropy map (notebook 02)."""
     import matplotlib.pyplot as plt
@@ -115,6 +183,52 @@ def plot_focusing(view: FocusView, image: np.ndarray):
     return fig
 
 
+# --- notebook 03: rank ---------------------------------------------------------------------------
+
+
+def dwc_kernels(channels: int, kernel_size: int, seed: int = 0) -> torch.Tensor:
+    """(channels, 1, k, k) depthwise kernels as an untrained module has them (notebook 03).
+
+    PyTorch's default ``nn.Conv2d`` initialisation, U(-1/k, 1/k), drawn from ``seed`` without
+    touching the global random state.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        conv = torch.nn.Conv2d(channels, channels, kernel_size, groups=channels, bias=False)
+    return conv.weight.detach()
+
+
+def effective_rank(s: torch.Tensor) -> torch.Tensor:
+    """exp(entropy of σ / Σσ) over the last dim: the effective rank of Roy & Vetterli (2007) (notebook 03).
+
+    Between 1 (one singular value) and the number of singular values (all equal). Unlike a
+    count above a tolerance it moves little when tiny singular values are lifted a little.
+    """
+    w = s / s.sum(dim=-1, keepdim=True)
+    return torch.exp(-(w * torch.log(w.clamp_min(torch.finfo(w.dtype).tiny))).sum(dim=-1))
+
+
+def _svdvals(m: torch.Tensor) -> torch.Tensor:
+    """Singular values in float64, batched over leading dims, on one CPU thread: LAPACK's small
+    SVDs gain nothing from a second thread, and on a busy machine two threads waiting for each
+    other took 14x longer (23 s vs 1.6 s for 64 matrices of 196×196)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.svdvals(m.double())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _ranks(s: torch.Tensor, rtol: float) -> torch.Tensor:
+    """numpy's matrix_rank rule on singular values already computed: count of σ_i > rtol · σ_1."""
+    return (s > rtol * s[..., :1]).sum(dim=-1)
+
+
+#: Tolerances of the rank table besides the default N · eps(float32).
+LOOSE_RTOLS = (1e-4, 1e-2)
+
+
 @dataclass
 class RankView:
     """What notebook 03's widget shows for one setting of p and the DWC kernel size."""
@@ -122,39 +236,63 @@ class RankView:
     p: float
     kernel_size: int
     rtol: float
-    ranks: dict  # name -> numerical rank ("focused + DWC": the minimum over head channels)
-    full_rank_channels: int  # head channels whose equivalent matrix has rank N
+    eps: float  # size of the identity in the control A + εI
+    ranks: dict  # name -> numerical rank at rtol ("focused + DWC": the minimum over head channels)
+    table: dict  # name -> {"σ1", "max |entry|", "rank", "rank@1e-4", "rank@1e-2", "effective rank"}
+    channel_ranks: np.ndarray  # (d,) rank of A + D_c for every head channel c
+    dwc_ranks: np.ndarray  # (d,) rank of D_c alone
     spectra: dict  # name -> singular values / largest, descending
     dwc: np.ndarray  # (N, N) DWC banded matrix of head channel 0
     text: str = field(repr=False)
 
 
 @torch.no_grad()
-def rank_view(tokens: torch.Tensor, p: float, kernel_size: int, rtol: float | None = None) -> RankView:
-    """Numerical ranks and singular-value spectra of the N×N attention matrices (notebook 03).
+def rank_view(tokens: torch.Tensor, p: float, kernel_size: int, rtol: float | None = None, eps: float = 1e-4) -> RankView:
+    """Ranks and singular-value spectra of the N×N matrices, with controls (notebook 03).
 
-    "focused + DWC" is FocusedLinearAttention's equivalent matrix for head channel c,
-    attention + dwc_matrix[c] (paper Eq. 12); its rank is reported as the minimum over all c,
-    its spectrum for c = 0. rtol defaults to N · eps(float32), numpy's matrix_rank rule.
+    A is focused attention (p); D_c the DWC of head channel c as a banded matrix (paper §4.2,
+    Eqs. 10-11: the equivalent matrix is A + D_c). Besides softmax, ReLU linear, A and A + D_c,
+    the view measures D_c alone and A + εI (the identity, like the block's residual, is also
+    "full rank"), each by the numerical rank at rtol (default N · eps(float32), numpy's rule),
+    at the looser tolerances ``LOOSE_RTOLS`` and by the effective rank. One SVD per matrix:
+    every measure is read off the same singular values.
     """
-    dim, (h, w) = tokens.shape[1], tokens.shape[-2:]
+    d, (h, w) = tokens.shape[1], tokens.shape[-2:]
     n = h * w
     rtol = n * torch.finfo(torch.float32).eps if rtol is None else rtol
-    mats = attention_matrices(tokens, p, kernel_size)
-    dwc = similarity_attention("focused", dim, p, kernel_size).dwc_matrix(h, w)  # (d, N, N)
-    equivalent = mats["focused"] + dwc
-    ranks = {k: int(Fn.numerical_rank(a, rtol)) for k, a in mats.items()}
-    per_channel = Fn.numerical_rank(equivalent, rtol)
-    ranks["focused + DWC"] = int(per_channel.min())
-    named = {**mats, "focused + DWC": equivalent[0]}
-    spectra = {}
-    for k, a in named.items():
-        s = torch.linalg.svdvals(a.double())
-        spectra[k] = (s / s[0]).numpy()
-    full = int((per_channel == n).sum())
+    mats = attention_matrices(tokens, p)
+    a = mats["focused"]
+    dwc = Fn.dwc_matrix(dwc_kernels(d, kernel_size), h, w)  # (d, N, N)
+    named = {
+        **mats,
+        "DWC D_0 alone": dwc[0],
+        "focused + D_0": a + dwc[0],
+        f"focused + {eps:g}·I": a + eps * torch.eye(n),
+    }
+    s = {k: _svdvals(m) for k, m in named.items()}
+    s_channels = _svdvals(a + dwc)  # (d, N), one SVD per channel
+    s_dwc = _svdvals(dwc)
+    table = {
+        k: {
+            "σ1": float(v[0]),
+            "max |entry|": float(named[k].abs().max()),
+            "rank": int(_ranks(v, rtol)),
+            **{f"rank@{t:g}": int(_ranks(v, t)) for t in LOOSE_RTOLS},
+            "effective rank": float(effective_rank(v)),
+        }
+        for k, v in s.items()
+    }
+    channel_ranks, dwc_ranks = _ranks(s_channels, rtol).numpy(), _ranks(s_dwc, rtol).numpy()
+    ranks = {k: table[k]["rank"] for k in KINDS}
+    ranks["focused + DWC"] = int(channel_ranks.min())
+    full = int((channel_ranks == n).sum())
     text = f"p = {p:.2f} · DWC {kernel_size}×{kernel_size} · ranks: " + ", ".join(f"{k} {r}" for k, r in ranks.items())
-    text += f" (min over {dim} channels; {full} of {dim} have rank {n})"
-    return RankView(float(p), int(kernel_size), float(rtol), ranks, full, spectra, dwc[0].numpy(), text)
+    text += f" (min over {d} channels; {full} of {d} have rank {n})"
+    text += f" · effective ranks: focused {table['focused']['effective rank']:.1f}, focused + D_0 {table['focused + D_0']['effective rank']:.1f}"
+    return RankView(
+        float(p), int(kernel_size), float(rtol), float(eps), ranks, table, channel_ranks, dwc_ranks,
+        {k: (v / v[0]).numpy() for k, v in s.items()}, dwc[0].numpy(), text,
+    )  # fmt: skip
 
 
 def rank_over_dim(image: np.ndarray, dims, grid: int = 14) -> list[int]:
@@ -164,18 +302,29 @@ def rank_over_dim(image: np.ndarray, dims, grid: int = 14) -> list[int]:
     return [int(Fn.numerical_rank(attention_matrices(image_tokens(image, grid, d))["linear"])) for d in dims]
 
 
+@torch.no_grad()
+def dwc_strength_curve(tokens: torch.Tensor, p: float, kernel_size: int, ts) -> dict:
+    """Numerical and effective rank of A + t·D_0 for each t in ts: how large must the DWC be? (notebook 03)."""
+    d, (h, w) = tokens.shape[1], tokens.shape[-2:]
+    a = attention_matrices(tokens, p)["focused"].double()
+    d0 = Fn.dwc_matrix(dwc_kernels(d, kernel_size), h, w)[0].double()
+    s = _svdvals(torch.stack([a + float(t) * d0 for t in ts]))
+    rtol = h * w * torch.finfo(torch.float32).eps
+    return {"t": np.asarray(ts, dtype=float), "rank": _ranks(s, rtol).numpy(), "effective rank": effective_rank(s).numpy()}
+
+
 def plot_rank(view: RankView):
     """Singular-value spectra with the rank threshold, and the DWC banded matrix (notebook 03)."""
     import matplotlib.pyplot as plt
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
     for name, s in view.spectra.items():
-        ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-18), label=f"{name} (rank {view.ranks[name]})")
+        ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-18), label=f"{name} (rank {view.table[name]['rank']})")
     ax.axhline(view.rtol, color="gray", ls="--", lw=1, label=f"tolerance {view.rtol:.1e}")
     ax.set_xlabel("index i")
     ax.set_ylabel("σ_i / σ_1")
     ax.set_title(f"singular values, p={view.p:g}, DWC {view.kernel_size}×{view.kernel_size}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     lim = np.abs(view.dwc).max()
     im = bx.imshow(view.dwc, cmap="RdBu_r", vmin=-lim, vmax=lim)
     bx.set_title("DWC as an N×N matrix (channel 0)")

@@ -62,9 +62,11 @@ def focusing_widget(image, tokens, p: float = 3.0, query: tuple[int, int] = (7, 
 
 def rank_widget(tokens, p: float = 3.0, kernel_size: int = 5) -> widgets.VBox:
     """Sliders for p and the DWC kernel size; shows ``views.rank_view`` (notebook 03)."""
+    # each step runs one SVD per head channel: recompute when the slider is released, not during the drag
     controls = {
-        "p": widgets.FloatSlider(value=p, min=1.0, max=10.0, step=0.5, description="p"),
-        "kernel_size": widgets.SelectionSlider(options=[3, 5, 7], value=kernel_size, description="DWC k"),
+        "p": widgets.FloatSlider(value=p, min=1.0, max=10.0, step=0.5, description="p", continuous_update=False),
+        "kernel_size": widgets.SelectionSlider(options=[3, 5, 7], value=kernel_size, description="DWC k",
+                                               continuous_update=False),
     }
 
     def render(p, kernel_size):

@@ -9,8 +9,20 @@ import torch
 
 from fla import functional as Fn
 from fla.complexity import count_table, loglog_slope, time_over_tokens
-from fla.tokens import default_image_path, image_tokens, load_image, similarity_attention
-from fla.views import attention_matrices, entropy_curve, focusing_view, rank_over_dim, rank_view
+from fla.tokens import default_image_path, image_tokens, load_image
+from fla.views import (
+    attention_matrices,
+    dwc_kernels,
+    dwc_strength_curve,
+    effective_rank,
+    entropy_curve,
+    focusing_pairs,
+    focusing_view,
+    rank_over_dim,
+    rank_view,
+    temperature_curve,
+    token_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +66,48 @@ def test_tokens_are_standardised_and_deterministic(image, tokens):
         image_tokens(image[:200, :200])
 
 
-def test_similarity_modules_use_the_tokens_as_queries_and_keys(tokens):
-    """Identity projections: the modules' matrices are the textbook formulas on the tokens themselves."""
-    x = tokens.flatten(2)[0].T  # (N, d)
-    soft = similarity_attention("softmax").attention_matrix(tokens)[0, 0]
-    torch.testing.assert_close(soft, torch.softmax(x @ x.T / 8.0, dim=-1))
-    lin = similarity_attention("linear").attention_matrix(tokens)[0, 0]
-    phi = Fn.relu_kernel(x)
-    torch.testing.assert_close(lin, Fn.normalise_rows(phi @ phi.T))
-    with pytest.raises(ValueError, match="kind"):
-        similarity_attention("cosine")
+def _identity_module(kind: str, dim: int = 64, kernel_size: int = 5, p: float = 3.0):
+    """One-head module with identity q/k/v/output projections (weights read as (C, C), Linear or 1×1 conv)."""
+    from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention
+
+    if kind == "softmax":
+        m = SoftmaxAttention(dim, num_heads=1)
+    elif kind == "linear":
+        m = LinearAttention(dim, num_heads=1)
+    else:
+        m = FocusedLinearAttention(dim, num_heads=1, focusing_factor=p, kernel_size=kernel_size, pos_encoding=False)
+        with torch.no_grad():
+            m.dwc.weight.copy_(dwc_kernels(dim, kernel_size))
+    with torch.no_grad():
+        for layer in (m.to_q, m.to_k, m.to_v, m.proj):
+            layer.weight.copy_(torch.eye(dim).reshape(layer.weight.shape))
+            if layer.bias is not None:
+                layer.bias.zero_()
+    return m.eval()
+
+
+@pytest.mark.parametrize("kind", ["softmax", "linear", "focused"])
+def test_reference_matrices_are_what_the_modules_compute(tokens, kind):
+    """The views' matrices (paper equations) against the modules run with identity projections:
+    the module's output is (A + D_c) V channel by channel (D = 0 without a DWC), and its own
+    attention_matrix equals A."""
+    module = _identity_module(kind)
+    a = attention_matrices(tokens, p=3.0)[kind]
+    v = token_rows(tokens)  # (N, C): values are the tokens too
+    expected = a @ v
+    if kind == "focused":
+        d = Fn.dwc_matrix(dwc_kernels(64, 5), 14, 14)  # (C, N, N)
+        expected = expected + torch.einsum("cij,jc->ic", d, v)
+    with torch.no_grad():
+        out = token_rows(module(tokens))
+        torch.testing.assert_close(out, expected, atol=2e-4, rtol=1e-3)
+        torch.testing.assert_close(module.attention_matrix(tokens)[0, 0], a, atol=1e-5, rtol=1e-3)
+
+
+def test_softmax_matrix_is_the_textbook_formula(tokens):
+    x = token_rows(tokens)
+    torch.testing.assert_close(attention_matrices(tokens)["softmax"], torch.softmax(x @ x.T / 8.0, dim=-1))
+    assert x.shape == (196, 64) and torch.equal(x[15], tokens[0, :, 1, 1])  # raster order: row 1, col 1
 
 
 # --- notebook 02: focusing ---------------------------------------------------------------------
@@ -92,6 +136,22 @@ def test_focusing_is_the_identity_at_p1_and_softmax_is_sharpest(tokens):
         assert m.shape == (14, 14) and m.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_temperature_changes_softmax_only(tokens):
+    curve = temperature_curve(tokens, [0.01, 0.125, 1.0])
+    assert curve["softmax"][0] > curve["softmax"][1] > curve["softmax"][2]
+    assert curve["softmax"][1] == pytest.approx(focusing_view(tokens, 3.0, (0, 0)).mean_entropy["softmax"], abs=1e-5)
+    for kind in ("linear", "focused"):  # positively homogeneous features: the normalisation cancels the scale
+        assert np.ptp(curve[kind]) < 1e-3, curve[kind]
+
+
+def test_focusing_pairs_proposition_1_is_an_existence_claim():
+    at3, at30 = focusing_pairs(3.0, n_pairs=20_000), focusing_pairs(30.0, n_pairs=20_000)
+    assert at3["same"] + at3["different"] > 15_000 and at3["same"] == at30["same"]
+    assert 0.02 < at3["same_less_similar"] < 0.2  # a real share of same-argmax pairs get LESS similar at p = 3
+    assert at30["same_less_similar"] < at3["same_less_similar"] / 3  # ... and fewer as p grows (limit: all more similar)
+    assert at30["different_more_similar"] < at3["different_more_similar"]
+
+
 def test_focusing_view_text_reports_the_chosen_kernel(tokens):
     v = focusing_view(tokens, 4.5, (2, 11), kind="softmax")
     assert v.text.startswith("p = 4.50 · query (2, 11) · softmax entropy ")
@@ -112,7 +172,7 @@ def test_rank_rises_with_dwc(tokens, kernel_size):
     assert v.ranks["linear"] <= 64 and v.ranks["focused"] <= 64
     assert v.ranks["softmax"] == 196
     assert v.ranks["focused + DWC"] > 180  # every head channel, far above the bound d = 64
-    assert v.full_rank_channels > 32
+    assert (v.channel_ranks == 196).sum() > 32 and v.dwc_ranks.min() > 180  # generic kernels: invertible, not always well conditioned
     assert v.dwc.shape == (196, 196)
     assert f"DWC {kernel_size}×{kernel_size}" in v.text
 
@@ -123,6 +183,38 @@ def test_rank_view_at_the_paper_setting(tokens):
     assert (v.ranks["softmax"], v.ranks["linear"], v.ranks["focused"], v.ranks["focused + DWC"]) == (196, 64, 64, 196)
     assert v.spectra["linear"][63] > 10 * v.rtol and v.spectra["linear"][64] < v.rtol / 10  # a cliff right after d
     assert np.count_nonzero(v.dwc, axis=1).max() == 25
+
+
+def test_rank_controls_a_tiny_identity_fools_the_count_not_the_other_measures(tokens):
+    v = rank_view(tokens, 3.0, 5)
+    a, tiny, d0, both = (v.table[k] for k in ("focused", "focused + 0.0001·I", "DWC D_0 alone", "focused + D_0"))
+    assert tiny["rank"] == 196 and a["rank"] == 64  # the numerical rank "restored" by 1e-4 · I
+    assert tiny["rank@0.0001"] == a["rank@0.0001"]  # a looser tolerance sees through it
+    assert abs(tiny["effective rank"] - a["effective rank"]) < 0.05 * a["effective rank"]
+    # at initialisation the DWC term dominates: A + D_0 measures like D_0 alone, by every measure
+    assert (v.dwc_ranks == 196).all() and both["rank"] == d0["rank"] == 196
+    assert abs(both["effective rank"] - d0["effective rank"]) < 0.05 * d0["effective rank"]
+    assert d0["max |entry|"] > 10 * 1 / 196  # DWC weights ≈ U(-1/5, 1/5) against attention's mean entry 1/N
+    assert both["effective rank"] > 3 * a["effective rank"]
+
+
+def test_dwc_with_a_centre_only_kernel_is_the_identity():
+    """The base case of "det D_c is a polynomial in the weights that is not identically 0"."""
+    w = torch.zeros(2, 1, 5, 5)
+    w[:, 0, 2, 2] = 1.0
+    torch.testing.assert_close(Fn.dwc_matrix(w, 6, 7), torch.eye(42).expand(2, 42, 42))
+
+
+def test_effective_rank_bounds():
+    assert effective_rank(torch.ones(10)).item() == pytest.approx(10.0)
+    assert effective_rank(torch.tensor([1.0, 0, 0])).item() == pytest.approx(1.0)
+    assert 1.0 < effective_rank(torch.tensor([1.0, 0.1, 0.01])).item() < 2.0
+
+
+def test_dwc_strength_curve(tokens):
+    curve = dwc_strength_curve(tokens, 3.0, 5, [0.0, 1e-3, 1e-1, 1.0])
+    assert curve["rank"][0] == 64 and curve["rank"][-1] == 196
+    assert np.all(np.diff(curve["effective rank"]) > 0)
 
 
 def test_linear_rank_is_bounded_by_d(image):
@@ -161,6 +253,7 @@ def test_rank_widget_shows_what_the_callback_computes(tokens):
 
     box = rank_widget(tokens)
     controls, text = _controls(box), box.children[1]
+    assert not controls["p"].continuous_update and not controls["DWC k"].continuous_update  # an SVD per step
     assert rank_view(tokens, 3.0, 5).text in text.value
     controls["DWC k"].value = 3
     assert rank_view(tokens, 3.0, 3).text in text.value

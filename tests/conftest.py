@@ -1,6 +1,7 @@
 """Suite-wide guards: the tests run offline, and ultralytics never reaches for the network."""
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -14,6 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FLA_SHARED", REPO.parent / "shared"))
 
 offline_ultralytics()
+
+
+def load_tool(name: str):
+    """A script of tools/ as a module (tools/ is not a package), e.g. ``load_tool("setup_cell")``."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _is_loopback(address) -> bool:

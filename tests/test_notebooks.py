@@ -12,14 +12,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import SHARED
+from conftest import SHARED, load_tool
 from jupyter_env import KERNEL, isolated_jupyter_env
-
-import fla.nb
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+setup_cell = load_tool("setup_cell")  # writes the notebooks' first cell
 
 #: Sliders each notebook's saved widget state must hold: (model name, description).
 SLIDERS = {
@@ -40,8 +39,8 @@ def test_stored_without_outputs_and_first_cell_installs_this_project(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
     assert "widgets" not in nb.metadata, "commit notebooks without widget state"
-    first = code[0].source
-    assert f"git+{fla.nb.REPO_URL}" in first and "except ImportError" in first and "fla.nb.setup()" in first
+    url, version = setup_cell.pin()  # tests/test_setup_cell.py runs this cell and checks the pin
+    assert code[0].source == setup_cell.SETUP_CELL.format(url=url, version=version), "run tools/setup_cell.py"
 
 
 @pytest.fixture(scope="module")

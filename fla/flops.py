@@ -28,12 +28,12 @@ def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
     tokens than a head has channels (every YOLO map); below that the module switches to the
     cheaper quadratic order. A count that does not depend on the switch grows exactly linearly
     with the image, which ultralytics' FLOP extrapolation from small proxy images relies on.
-    FocusedLinearAttention adds its depthwise conv on V: k*k per value entry.
+    A module with a DWC (``kernel_size > 0``) adds its depthwise conv on V: k*k per value entry.
     """
     b, n, m = _token_counts(module, x)
     d = module.head_dim
     macs = b * module.num_heads * attention_macs(n, d, "linear", m=m)
-    if isinstance(module, FocusedLinearAttention):
+    if module.dwc is not None:
         macs += b * module.num_heads * d * m * module.dwc.kernel_size[0] * module.dwc.kernel_size[1]
     return macs
 

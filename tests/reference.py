@@ -1,19 +1,73 @@
-"""The attention modules' definition with explicit N×M matrices, for tests to compare the fast paths against."""
+"""The attention modules' definition, written out from the paper's equations and the module's parameters.
+
+Nothing here calls a module's methods or ``fla``'s functions: only its weights (``to_q.weight``,
+..., ``scale``, ``pos``, ``dwc.weight``, ``sr``/``norm``) and its hyper-parameters. Everything is
+computed in float64 with explicit N×M matrices, so a fast path that drifts from the equations fails.
+"""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
-from fla import FocusedLinearAttention
+from fla import SoftmaxAttention
+
+
+def _weight(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A Linear's or 1×1 conv's weight as a (C_out, C_in) matrix, and its bias, in float64."""
+    w = layer.weight.detach().double()
+    b = None if layer.bias is None else layer.bias.detach().double()
+    return w.reshape(w.shape[0], -1), b
+
+
+def _project(layer, tokens):  # tokens (B, N, C)
+    w, b = _weight(layer)
+    return tokens @ w.T + (0 if b is None else b)
+
+
+def _focus(x, p):
+    """f_p(x) = ||x|| / ||x**p|| · x**p (float64 does not overflow at the tests' scales), with fla's one
+    documented addition: x**p floored at 1e-10 of its peak, so no attention row is 0/0."""
+    xp = torch.maximum(x**p, 1e-10 * x.amax(dim=-1, keepdim=True) ** p)
+    return x.norm(dim=-1, keepdim=True) / xp.norm(dim=-1, keepdim=True) * xp
+
+
+def _features(m, t):
+    """phi over each token's full C-channel vector (B, N, C)."""
+    if m.focusing_factor is not None:
+        return _focus((F.relu(t) + 1e-6) / F.softplus(m.scale.detach().double()), m.focusing_factor)
+    return F.relu(t) + 1e-6 if m.kernel == "relu" else F.elu(t) + 1
 
 
 def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Build the N×M matrices explicitly and apply them: the definition, not the fast path."""
-    h, w = x.shape[-2:]
-    _, _, v, _ = m._project(x)
-    (vh,) = m._split(v)
-    out = m.attention_matrix(x).to(vh.dtype) @ vh  # (B, heads, N, d)
-    if isinstance(m, FocusedLinearAttention):  # + DWC as a banded matrix, one per head channel
-        out = out + torch.einsum("dnm,bhmd->bhnd", m.dwc_matrix(h, w).to(vh.dtype), vh)
-    y = m.proj(rearrange(out, "b h n d -> b n (h d)"))
-    return rearrange(y, "b (h w) c -> b c h w", h=h)
+    """y = proj(A V [+ DWC(V)]) per head, with the N×M attention matrix A built explicitly."""
+    x64 = x.detach().double()
+    b, c, h, w = x64.shape
+    heads, d = m.num_heads, c // m.num_heads
+    grid = x64
+    if m.sr_ratio > 1:  # PVT's spatial reduction: strided conv, then LayerNorm over channels
+        grid = F.conv2d(x64, m.sr.weight.detach().double(), m.sr.bias.detach().double(), stride=m.sr_ratio)
+        grid = F.layer_norm(grid.permute(0, 2, 3, 1), (c,), m.norm.weight.detach().double(),
+                            m.norm.bias.detach().double(), m.norm.eps).permute(0, 3, 1, 2)
+    kh, kw = grid.shape[-2:]
+    q = _project(m.to_q, rearrange(x64, "b c h w -> b (h w) c"))
+    k = _project(m.to_k, rearrange(grid, "b c h w -> b (h w) c"))
+    v = _project(m.to_v, rearrange(grid, "b c h w -> b (h w) c"))
+    split = lambda t: rearrange(t, "b n (h d) -> b h n d", h=heads)  # noqa: E731
+    if isinstance(m, SoftmaxAttention):
+        a = torch.softmax(split(q) @ split(k).transpose(-2, -1) / d**0.5, dim=-1)
+    else:
+        if m.pos is not None:
+            pos = F.interpolate(m.pos.detach().double(), size=(kh, kw), mode="bilinear", align_corners=False)
+            k = k + rearrange(pos, "1 c h w -> 1 (h w) c")
+        scores = split(_features(m, q)) @ split(_features(m, k)).transpose(-2, -1)  # (B, heads, N, M)
+        a = scores / scores.sum(dim=-1, keepdim=True)
+    out = a @ split(v)  # (B, heads, N, d)
+    if getattr(m, "dwc", None) is not None:  # one depthwise conv over each head's d channels of V, shared by the heads
+        vg = rearrange(v, "b (y x) (h d) -> (b h) d y x", y=kh, h=heads)
+        kernel = m.dwc.weight.detach().double()
+        dwc = F.conv2d(vg, kernel, padding=kernel.shape[-1] // 2, groups=d)
+        dwc = F.interpolate(dwc, size=(h, w), mode="bilinear", align_corners=False) if (kh, kw) != (h, w) else dwc
+        out = out + rearrange(dwc, "(b h) d y x -> b h (y x) d", b=b)
+    y = _project(m.proj, rearrange(out, "b h n d -> b n (h d)"))
+    return rearrange(y, "b (y x) c -> b c y x", y=h).to(x.dtype)

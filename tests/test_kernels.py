@@ -1,0 +1,101 @@
+"""fla.kernels' fast paths equal fla.functional's equations: values and gradients, float64 exactly, fp32/bf16 within tolerance."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fla import functional as Fn
+from fla import kernels
+
+TOLERANCE = {torch.float64: {}, torch.float32: dict(atol=1e-5, rtol=1e-4), torch.bfloat16: None}
+
+
+def _grads(out, inputs, grad):
+    return torch.autograd.grad(out, inputs, grad)
+
+
+def _assert_close(ours, reference, dtype):
+    """float64/fp32: elementwise; bf16 (8-bit mantissa, sums over tokens): relative error of the whole tensor."""
+    if dtype == torch.bfloat16:
+        error = (ours.double() - reference.double()).norm() / reference.double().norm()
+        assert error < 2e-2, f"relative error {error:.3g}"
+    else:
+        torch.testing.assert_close(ours, reference, **TOLERANCE[dtype])
+
+
+def _leaves(*ts, dtype):
+    return [t.to(dtype).requires_grad_() for t in ts]
+
+
+@pytest.mark.parametrize("dtype", list(TOLERANCE), ids=str)
+@pytest.mark.parametrize("p", [1.0, 3.0, 10.0])
+def test_focused_kernel_equals_focus_of_relu_kernel(p, dtype):
+    """The hand-written backward against autograd through the plain equations."""
+    torch.manual_seed(0)
+    x, s = _leaves(torch.randn(3, 20, 16, dtype=torch.double) * 5, torch.rand(16, dtype=torch.double) + 0.5, dtype=dtype)
+    gy = torch.randn(3, 20, 16, dtype=torch.double).to(dtype)
+    fast = kernels.focused_kernel(x, s, p)
+    plain = Fn.focus(Fn.relu_kernel(x) / s, p)
+    _assert_close(fast, plain, dtype)
+    for ours, reference in zip(_grads(fast, (x, s), gy), _grads(plain, (x, s), gy)):
+        _assert_close(ours, reference, dtype)
+
+
+def test_focused_kernel_along_the_channel_dim_of_channel_first_tokens():
+    """The modules call it on (B, C, N) with dim=-2 and a (C, 1) scale: the same map as on (B, N, C)."""
+    torch.manual_seed(0)
+    x = (torch.randn(2, 16, 30, dtype=torch.double) * 3).requires_grad_()
+    s = (torch.rand(16, 1, dtype=torch.double) + 0.5).requires_grad_()
+    gy = torch.randn(2, 16, 30, dtype=torch.double)
+    channel_first = kernels.focused_kernel(x, s, 3.0, dim=-2)
+    plain = Fn.focus(Fn.relu_kernel(x.transpose(1, 2)) / s[:, 0], 3.0).transpose(1, 2)
+    torch.testing.assert_close(channel_first, plain)
+    for ours, reference in zip(_grads(channel_first, (x, s), gy), _grads(plain, (x, s), gy)):
+        assert ours.shape == reference.shape
+        torch.testing.assert_close(ours, reference)
+
+
+def test_focused_kernel_gradcheck():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, dtype=torch.double, requires_grad=True)
+    s = (torch.rand(6, dtype=torch.double) + 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: kernels.focused_kernel(a, b, 3.0), (x, s))
+
+
+@pytest.mark.parametrize("dtype", list(TOLERANCE), ids=str)
+@pytest.mark.parametrize("order", ["kv", "qk"])
+def test_linear_attention_equals_reference(order, dtype):
+    torch.manual_seed(0)
+    q, k, v = _leaves(torch.rand(2, 3, 50, 8), torch.rand(2, 3, 40, 8), torch.randn(2, 3, 40, 8), dtype=dtype)
+    g = torch.randn(2, 3, 50, 8).to(dtype)
+    fast, plain = kernels.linear_attention(q, k, v, order), Fn.linear_attention(q, k, v, order)
+    assert fast.dtype == dtype
+    _assert_close(fast, plain, dtype)
+    for ours, reference in zip(_grads(fast, (q, k, v), g), _grads(plain, (q, k, v), g)):
+        _assert_close(ours, reference, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_linear_attention_sums_half_inputs_in_fp32(dtype):
+    """Σ_j k_j and K^T V over 20 000 keys reach ~1e5 · 8, past fp16's 65504: the fast path sums in fp32."""
+    torch.manual_seed(0)
+    q, k, v = torch.rand(1, 64, 8) + 1, torch.rand(1, 20000, 8) * 10 + 1, torch.rand(1, 20000, 8) * 10
+    out = kernels.linear_attention(q.to(dtype), k.to(dtype), v.to(dtype))
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    reference = Fn.linear_attention(q.to(dtype).double(), k.to(dtype).double(), v.to(dtype).double())
+    torch.testing.assert_close(out.double(), reference, rtol=1e-2, atol=1e-2)
+    if dtype == torch.float16:  # the plain equation in fp16 overflows: what the widening is for
+        assert not torch.isfinite(Fn.linear_attention(q.to(dtype), k.to(dtype), v.to(dtype))).all()
+
+
+@pytest.mark.parametrize("dtype", list(TOLERANCE), ids=str)
+@pytest.mark.parametrize("batch, k, hw", [(1, 5, (7, 6)), (2, 3, (5, 9)), (3, 5, (1, 1))])
+def test_depthwise_conv_equals_reference(batch, k, hw, dtype):
+    torch.manual_seed(0)
+    x = torch.randn(batch, 4, *hw).contiguous(memory_format=torch.channels_last)
+    x, w = _leaves(x, torch.randn(4, 1, k, k), dtype=dtype)
+    g = torch.randn(batch, 4, *hw).to(dtype)
+    fast, plain = kernels.depthwise_conv(x, w), Fn.depthwise_conv(x, w)
+    _assert_close(fast, plain, dtype)
+    for ours, reference in zip(_grads(fast, (x, w), g), _grads(plain, (x, w), g)):
+        _assert_close(ours, reference, dtype)

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: lab test chromium clean
+.PHONY: lab test chromium data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the browser test will skip"; }
 
-test: $(VENV)/.test chromium
+# The data and training tests read the helmet data in ../shared; without it, this fetches it once into
+# ~/.cache/fla/test-shared (~12 MB). Offline it gives up within seconds and those tests skip, saying how.
+data: $(VENV)/.test
+	$(BIN)/python tests/shared_data.py
+
+test: $(VENV)/.test chromium data
 	FLA_QUICK=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

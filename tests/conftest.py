@@ -1,9 +1,9 @@
-"""Suite-wide guards: the tests run offline, and ultralytics never reaches for the network."""
+"""Suite-wide guards: the tests run offline, ultralytics never reaches for the network, and a test
+skipped for want of the helmet data says how to get it."""
 from __future__ import annotations
 
 import importlib.util
 import ipaddress
-import os
 import socket
 from pathlib import Path
 
@@ -11,8 +11,9 @@ import pytest
 
 from fla.env import offline_ultralytics
 
+from shared_data import HOW_TO, SHARED, present  # ../shared, else what `make data` fetched
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FLA_SHARED", REPO.parent / "shared"))
 
 offline_ultralytics()
 
@@ -55,3 +56,12 @@ def _loopback_only():
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
     yield
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test skipped for want of the helmet data says how to get it (the skip reasons name the folder)."""
+    report = (yield).get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and str(SHARED) in report.longrepr[2] and not present():
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, f"{reason} — {HOW_TO}")

@@ -121,7 +121,7 @@ def test_cell_install_failure_says_what_to_do(bare_kernel, tmp_path):
     ok, out = bare_kernel(with_source(str(missing)))
     assert not ok
     assert "SystemExit" in out and f"fla did not install from {missing}" in out
-    assert "set FLA_SOURCE to its path" in out and "upload the project folder" in out
+    assert "set FLA_SOURCE to its path" in out and "upload the project (folder or .zip" in out
     assert "Traceback" not in out  # one message, not a stack
     assert not list(bare_kernel.target.iterdir())  # nothing half-installed
 

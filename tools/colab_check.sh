@@ -2,6 +2,7 @@
 # Run the notebooks as Colab would, on this machine (heavy, not in CI; result goes into docs/colab.md).
 #
 #   tools/colab_check.sh [REF]        REF: the commit to install (default HEAD of this clone)
+#   FLA_COLAB_NOTEBOOKS='01-*' tools/colab_check.sh     only some notebooks
 #
 # 1. A Colab-like Python (built once in $FLA_COLAB_DIR/base, ~5 GB, reused): Python 3.13 with what
 #    Colab has preinstalled and we depend on: numpy 2.1, ipywidgets 7.7.1, a recent CUDA torch from
@@ -45,6 +46,7 @@ t1=$(date +%s)
 status=0
 ( "$RUN/bin/python" - "$SRC" "$RUN" "git+file://$REPO@$REF" "$DATA" "$WORK" <<'EOF'
 import json, os, re, shutil, sys, tempfile, time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -67,7 +69,7 @@ if data.is_dir():
     env["FLA_DATA"] = str(helmet)
 
 failed = []
-for i, path in enumerate(sorted((repo / "notebooks").glob("[0-9][0-9]-*.ipynb"))):
+for i, path in enumerate(sorted((repo / "notebooks").glob(os.environ.get("FLA_COLAB_NOTEBOOKS", "[0-9][0-9]-*.ipynb")))):
     nb = nbformat.read(path, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
     first.source, n = re.subn(r'^FLA_SOURCE = "[^"]*"', f'FLA_SOURCE = "{source}"', first.source, flags=re.M)
@@ -84,16 +86,23 @@ for i, path in enumerate(sorted((repo / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     if i == 0:
         (work / "install-output.txt").write_text(setup_out)
     last = [l for l in setup_out.splitlines() if l.strip()][-1:] or [""]
-    print(f"{path.name}: {status} in {time.perf_counter() - t:.0f} s  | setup: {last[0]}", flush=True)
+    stamps = first.metadata.get("execution", {})  # nbclient records when each cell started and ended
+    took = ""
+    if {"iopub.execute_input", "shell.execute_reply"} <= stamps.keys():
+        start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00")) for k in ("iopub.execute_input", "shell.execute_reply"))
+        took = f" (setup cell {(end - start).total_seconds():.0f} s)"
+    print(f"{path.name}: {status} in {time.perf_counter() - t:.0f} s{took} | {last[0]}", flush=True)
     nbformat.write(nb, work / path.name)  # executed copy, outputs kept, for reading
 sys.exit(1 if failed else 0)
 EOF
 ) || status=$?
 "$RUN/bin/python" -m pip freeze --all | sort > "$WORK/freeze-after.txt"
-echo "== Colab-preinstalled packages the install changed (before -> after):"
-join -t= -j1 <(sed 's/==/=/' "$WORK/freeze-before.txt") <(sed 's/==/=/' "$WORK/freeze-after.txt") 2>/dev/null \
-  | awk -F= '$2 != $3 {print "  " $1 ": " $2 " -> " $3}' || true
-echo "== added: $(comm -13 <(cut -d= -f1 "$WORK/freeze-before.txt") <(cut -d= -f1 "$WORK/freeze-after.txt") | tr '\n' ' ')"
+python3 - "$WORK/freeze-before.txt" "$WORK/freeze-after.txt" <<'EOF'
+import re, sys
+before, after = ({re.split(r"==| @ ", l, 1)[0].lower(): l.strip() for l in open(f) if l.strip()} for f in sys.argv[1:])
+print("== Colab-preinstalled packages the install changed:", ", ".join(f"{before[k]} -> {after[k]}" for k in sorted(before) if k in after and before[k] != after[k]) or "none")
+print("== added:", ", ".join(after[k] for k in sorted(after.keys() - before.keys())))
+EOF
 echo "== install log: $WORK/install-output.txt; executed notebooks: $WORK/*.ipynb"
 echo "== notebooks: $(( $(date +%s) - t1 )) s; total $(( $(date +%s) - t0 )) s; REF $REF; $("$RUN/bin/python" -V)"
 exit $status

@@ -3,17 +3,18 @@
 Four implementations, all ``(B, C, H, W) -> (B, C, H, W)`` with C=64 and 8 heads by default:
 
 - ``fla``: our :class:`~fla.FocusedLinearAttention`.
-- ``seed``: the blog post's formulation (:class:`SeedFormulation`), kept here as a yardstick
-  only: sum normaliser, einsum order switch, its float casts, square maps only. It shares our
-  module's weights, so the two compute the same output (``tests/test_bench.py``).
+- ``blog``: the formulation of the blog post that started this project (:class:`BlogFormulation`),
+  kept here as a yardstick only: sum normaliser, einsum order switch, its float casts, square
+  maps only. It shares our module's weights, so the two compute the same output
+  (``tests/test_bench.py``).
 - ``linear``: :class:`~fla.LinearAttention` (ReLU kernel, no focusing, no DWC).
 - ``softmax``: :class:`~fla.SoftmaxAttention` (torch's ``scaled_dot_product_attention``).
 
-Reusable pieces: :func:`build` (the modules), :func:`time_impls` / :func:`time_impl` (median ms
-after warm-up, implementations taking turns),
-:func:`peak_memory_mb`, :func:`run_benchmark` (rows of :data:`CSV_COLUMNS`), :func:`write_csv`,
-:func:`print_table`, :func:`plot_rows` (the log-log figure). Notebook 01 calls e.g.
-``run_benchmark(sizes=(8, 16, 32), ...)`` in quick mode and plots the rows.
+Reusable pieces: :func:`build` (the modules), :func:`time_impls` (median ms after warm-up,
+implementations taking turns), :func:`peak_memory_mb`, :func:`run_benchmark` (rows of
+:data:`CSV_COLUMNS`), :func:`write_csv`, :func:`print_table`, :func:`plot_rows` (the log-log
+figure). Notebook 01 times and measures through ``fla.complexity``, which calls
+:func:`time_impls` and :func:`peak_memory_mb`; ``python -m fla bench`` runs the whole table.
 
 Peak memory on CUDA is ``torch.cuda.max_memory_allocated`` above the level before the step. On
 CPU it is the peak of live bytes allocated by torch during the step, from the allocation and
@@ -23,6 +24,7 @@ backward, gradients, workspaces; not the weights or the input.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import os
@@ -36,16 +38,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .__main__ import at_least
 from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
 
 __all__ = [
     "IMPLS",
     "CSV_COLUMNS",
-    "SeedFormulation",
+    "BlogFormulation",
     "build",
     "turn_orders",
     "time_impls",
-    "time_impl",
     "peak_memory_mb",
     "run_benchmark",
     "write_csv",
@@ -55,41 +57,41 @@ __all__ = [
     "run",
 ]
 
-IMPLS = ("fla", "seed", "linear", "softmax")
+IMPLS = ("fla", "blog", "linear", "softmax")
 CSV_COLUMNS = ("impl", "device", "dtype", "H", "W", "N", "fwd_ms", "fwdbwd_ms", "peak_mb")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_THREADS = 2
 
 
-class SeedFormulation(nn.Module):
-    """The seed blog's FocusedLinearAttention forward, on our module's weights (comparison only).
+class BlogFormulation(nn.Module):
+    """The blog post's FocusedLinearAttention forward, on our module's weights (comparison only).
 
-    Line for line the seed's computation for ``sr_ratio=1``: the focusing power without
+    Line for line the blog's computation for ``sr_ratio=1``: the focusing power without
     rescaling, the normaliser ``1 / (q · sum_j k_j + 1e-6)``, the 3-operand einsums with its
     order switch, a zero positional encoding re-created as a fresh Parameter on every call, the
     fp16-only float casts, and the ``sqrt(N)`` reshape that only square maps survive. Its
     parameters *are* ``fla``'s (shared, not copied), so with ``pos_encoding=False`` the two
     modules compute the same function. Not for use in models: ``fla.FocusedLinearAttention``
-    fixes the seed's defects (notebook 01 compares their speed, tests/test_attention.py the defects).
+    fixes the blog's defects (``fla bench`` compares their speed, tests/test_attention.py the defects).
     """
 
     def __init__(self, fla: FocusedLinearAttention):
         super().__init__()
         if fla.sr_ratio != 1:
-            raise ValueError(f"the seed formulation is compared at sr_ratio=1 only, got sr_ratio={fla.sr_ratio}")
+            raise ValueError(f"the blog formulation is compared at sr_ratio=1 only, got sr_ratio={fla.sr_ratio}")
         self.dim, self.num_heads, self.focusing_factor = fla.dim, fla.num_heads, fla.focusing_factor
         self.q, self.k, self.v, self.proj, self.dwc = fla.to_q, fla.to_k, fla.to_v, fla.proj, fla.dwc
-        self.scale = fla.scale  # (C,) here, (1, 1, C) in the seed: the same broadcast
+        self.scale = fla.scale  # (C,) here, (1, 1, C) in the blog: the same broadcast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         if H != W:
-            raise ValueError(f"the seed formulation needs a square map (it reshapes with sqrt(N)), got {H}x{W}")
+            raise ValueError(f"the blog formulation needs a square map (it reshapes with sqrt(N)), got {H}x{W}")
         dtype, device = x.dtype, x.device
         x = rearrange(x, "b c h w -> b (h w) c")
         q = self.q(x)
         kv_weight, kv_bias = torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias])
-        k, v = F.linear(x, kv_weight, kv_bias).reshape(B, -1, 2, C).permute(2, 0, 1, 3)  # the seed's one kv Linear
+        k, v = F.linear(x, kv_weight, kv_bias).reshape(B, -1, 2, C).permute(2, 0, 1, 3)  # the blog's one kv Linear
         N = H * W
         positional_encoding = nn.Parameter(torch.zeros(size=(1, N, self.dim), device=device))
         k = k + positional_encoding
@@ -130,7 +132,7 @@ class SeedFormulation(nn.Module):
 def build(impls=IMPLS, dim: int = 64, num_heads: int = 8, seed: int = 0, **fla_kwargs) -> dict[str, nn.Module]:
     """The benchmark's modules by name, in train mode, on the CPU in fp32.
 
-    ``seed`` is built on ``fla``'s weights (created for it when ``fla`` is not asked for);
+    ``blog`` is built on ``fla``'s weights (created for it when ``fla`` is not asked for);
     ``fla_kwargs`` go to :class:`~fla.FocusedLinearAttention` (e.g. ``pos_encoding=False``).
     """
     unknown = [i for i in impls if i not in IMPLS]
@@ -140,7 +142,7 @@ def build(impls=IMPLS, dim: int = 64, num_heads: int = 8, seed: int = 0, **fla_k
     ours = FocusedLinearAttention(dim, num_heads, **fla_kwargs)
     make = {
         "fla": lambda: ours,
-        "seed": lambda: SeedFormulation(ours),
+        "blog": lambda: BlogFormulation(ours),
         "linear": lambda: LinearAttention(dim, num_heads),
         "softmax": lambda: SoftmaxAttention(dim, num_heads),
     }
@@ -210,12 +212,6 @@ def time_impls(modules: dict[str, nn.Module], x: torch.Tensor, backward: bool = 
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
-def time_impl(module: nn.Module, x: torch.Tensor, backward: bool = False, repeats: int = 7, warmup: int = 2,
-              budget_s: float | None = None) -> float:
-    """Median ms of one module (see :func:`time_impls`)."""
-    return time_impls({"m": module}, x, backward, repeats, warmup, budget_s)["m"]
-
-
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """Mute file descriptor 2 for a moment: the profiler's C++ side prints start/stop lines and,
@@ -255,12 +251,16 @@ def peak_memory_mb(module: nn.Module, x: torch.Tensor, backward: bool = True) ->
 
 
 def _parse_size(token) -> tuple[int, int]:
+    """(H, W) from a side, an (H, W) pair or an "HxW" string; ValueError unless both are positive integers."""
     if isinstance(token, int):
-        return token, token
-    if isinstance(token, (tuple, list)):
-        return int(token[0]), int(token[1])
-    h, _, w = str(token).lower().partition("x")
-    return int(h), int(w or h)
+        side = token, token
+    elif isinstance(token, (tuple, list)):
+        side = int(token[0]), int(token[1])
+    else:
+        side = _sizes(str(token))[0]
+    if min(side) < 1:
+        raise ValueError(f"map sides must be at least 1, got {token!r}")
+    return side
 
 
 def run_benchmark(impls=IMPLS, sizes=(20, 40, 80, 160), device="cpu", dtype="fp32", dim: int = 64,
@@ -269,7 +269,7 @@ def run_benchmark(impls=IMPLS, sizes=(20, 40, 80, 160), device="cpu", dtype="fp3
     """Time every implementation on every map size; one row per measured case (:data:`CSV_COLUMNS`).
 
     sizes: side lengths (square maps) or (H, W) pairs / "HxW" strings. Cases that cannot run are
-    skipped, never fatal: they come back as rows with ``note`` set and no numbers (the seed on a
+    skipped, never fatal: they come back as rows with ``note`` set and no numbers (the blog on a
     non-square map; softmax beyond ``softmax_max_n`` tokens: CPU SDPA has a flash kernel, so its
     memory stays linear, but one fwd+bwd at N=25600 takes ~20 s on two cores; anything that runs
     out of memory on its first fwd+bwd). On the CPU, set ``torch.set_num_threads`` first
@@ -288,8 +288,8 @@ def run_benchmark(impls=IMPLS, sizes=(20, 40, 80, 160), device="cpu", dtype="fp3
             row = dict(impl=name, device=device.type, dtype=dtype, H=h, W=w, N=h * w, fwd_ms=None, fwdbwd_ms=None,
                        peak_mb=None, note="")
             rows.append(row)
-            if name == "seed" and h != w:
-                row["note"] = f"seed: square maps only, skipped {h}x{w}"
+            if name == "blog" and h != w:
+                row["note"] = f"blog: square maps only, skipped {h}x{w}"
             elif name == "softmax" and softmax_max_n is not None and h * w > softmax_max_n:
                 row["note"] = f"softmax: N={h * w} > {softmax_max_n} (--softmax-max-n), skipped"
             else:
@@ -376,19 +376,34 @@ def plot_rows(rows: list[dict], path=None):
     return fig
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    """argparse type of ``--sizes``: comma-separated map sides or HxW, each side a positive integer."""
+    sizes = []
+    for token in text.split(","):
+        h, x, w = token.strip().lower().partition("x")
+        try:
+            side = (int(h), int(w if x else h))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated sides or HxW, e.g. 20,40,32x48") from None
+        if min(side) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: map sides must be at least 1, got {token.strip()!r}")
+        sizes.append(side)
+    return sizes
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="bf16/fp16 need --device cuda")
-    parser.add_argument("--sizes", default=None, help="comma-separated map sides or HxW (default 20,40,80,160; cuda adds 320)")
+    parser.add_argument("--sizes", type=_sizes, default=None, help="comma-separated map sides or HxW (default 20,40,80,160; cuda adds 320)")
     parser.add_argument("--impl", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
-    parser.add_argument("--dim", type=int, default=64, help="channels C")
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=CPU_THREADS, help="torch CPU threads (default 2)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per case; the median is reported")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--budget-s", type=float, default=10.0, help="slow cases stop after 3 runs past this many seconds")
-    parser.add_argument("--softmax-max-n", type=int, default=None,
+    parser.add_argument("--dim", type=at_least(1), default=64, help="channels C (a multiple of --heads)")
+    parser.add_argument("--heads", type=at_least(1), default=8)
+    parser.add_argument("--batch", type=at_least(1), default=1)
+    parser.add_argument("--threads", type=at_least(1), default=CPU_THREADS, help="torch CPU threads (default 2)")
+    parser.add_argument("--repeats", type=at_least(1), default=7, help="timed runs per case; the median is reported")
+    parser.add_argument("--warmup", type=at_least(0), default=2)
+    parser.add_argument("--budget-s", type=at_least(0, float), default=10.0, help="slow cases stop after 3 runs past this many seconds")
+    parser.add_argument("--softmax-max-n", type=at_least(1), default=None,
                         help="skip softmax above this N (default 6400 on cpu, 65536 on cuda)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     parser.add_argument("--csv", type=Path, default=None, help="write the rows here (and the plot next to it)")
@@ -410,11 +425,9 @@ def run(args) -> int:
     impls = [s.strip() for s in args.impl.split(",") if s.strip()]
     if not impls or any(i not in IMPLS for i in impls):
         return _error(f"--impl {args.impl!r}: choose from {','.join(IMPLS)}")
-    sizes = args.sizes.split(",") if args.sizes else ["20", "40", "80", "160"] + (["320"] if args.device == "cuda" else [])
-    try:
-        sizes = [_parse_size(s.strip()) for s in sizes]
-    except ValueError:
-        return _error(f"--sizes {args.sizes!r}: expected comma-separated sides or HxW, e.g. 20,40,32x48")
+    if args.dim % args.heads:
+        return _error(f"--dim {args.dim} must be a multiple of --heads {args.heads}")
+    sizes = args.sizes or [(s, s) for s in (20, 40, 80, 160, 320)[: 5 if args.device == "cuda" else 4]]
     softmax_max_n = args.softmax_max_n or (65536 if args.device == "cuda" else 6400)
 
     if args.device == "cpu":
@@ -441,16 +454,3 @@ def run(args) -> int:
         plot_rows(rows, plot)
         print(f"wrote {plot}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fla.bench ...``: the same as ``python -m fla bench ...``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="fla bench")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

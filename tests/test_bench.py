@@ -8,14 +8,14 @@ import sys
 import pytest
 import torch
 
-from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, bench
+from fla import FocusedLinearAttention, bench
 from reference import dense_reference
 
 
 def _positive_qk(ours: FocusedLinearAttention) -> None:
     """Keep every q and k channel well above 0. Where a head's channels are all negative, the
-    seed's x**p of ReLU + 1e-6 underflows (1e-18 against its +1e-6 in the normaliser) and that
-    head's output collapses to 0: the seed's defect, not a difference of formulation."""
+    blog's x**p of ReLU + 1e-6 underflows (1e-18 against its +1e-6 in the normaliser) and that
+    head's output collapses to 0: the blog's defect, not a difference of formulation."""
     with torch.no_grad():
         ours.to_q.bias.fill_(2.0)
         ours.to_k.bias.fill_(2.0)
@@ -23,14 +23,14 @@ def _positive_qk(ours: FocusedLinearAttention) -> None:
 
 @pytest.mark.parametrize("side", [1, 4, 8, 20])
 @pytest.mark.parametrize("order", ["auto", "kv", "qk"])
-def test_seed_formulation_computes_our_output_and_gradients(side, order):
-    mods = bench.build(("fla", "seed"), dim=32, num_heads=4, pos_encoding=False, order=order)
-    ours, seed = mods["fla"], mods["seed"]
-    assert {id(p) for p in seed.parameters()} <= {id(p) for p in ours.parameters()}  # shared, not copied
+def test_blog_formulation_computes_our_output_and_gradients(side, order):
+    mods = bench.build(("fla", "blog"), dim=32, num_heads=4, pos_encoding=False, order=order)
+    ours, blog = mods["fla"], mods["blog"]
+    assert {id(p) for p in blog.parameters()} <= {id(p) for p in ours.parameters()}  # shared, not copied
     _positive_qk(ours)
     x = torch.randn(2, 32, side, side)
     xs = [x.clone().requires_grad_() for _ in range(2)]
-    ys = [m(t) for m, t in zip((ours, seed), xs)]
+    ys = [m(t) for m, t in zip((ours, blog), xs)]
     torch.testing.assert_close(ys[1], ys[0], atol=1e-5, rtol=1e-5)
     g = torch.randn_like(ys[0])
     for y, t in zip(ys, xs):
@@ -38,34 +38,32 @@ def test_seed_formulation_computes_our_output_and_gradients(side, order):
     torch.testing.assert_close(xs[1].grad, xs[0].grad, atol=1e-5, rtol=1e-4)
 
 
-def test_seed_formulation_differs_where_its_focus_underflows():
-    """The check above can fail: with default biases some heads hit the seed's underflow."""
+def test_blog_formulation_differs_where_its_focus_underflows():
+    """The check above can fail: with default biases some heads hit the blog's underflow."""
     torch.manual_seed(0)
-    mods = bench.build(("fla", "seed"), dim=32, num_heads=4, pos_encoding=False)
+    mods = bench.build(("fla", "blog"), dim=32, num_heads=4, pos_encoding=False)
     x = torch.randn(1, 32, 1, 1)
     with torch.no_grad():
-        assert not torch.allclose(mods["seed"](x), mods["fla"](x), atol=1e-3)
+        assert not torch.allclose(mods["blog"](x), mods["fla"](x), atol=1e-3)
 
 
 @pytest.mark.parametrize("impl", bench.IMPLS)
 def test_every_benchmarked_module_computes_its_definition(impl):
-    """Each timed module equals its dense reference: fla's and the seed's is our FLA with N×N matrices."""
+    """Each timed module equals its dense reference: fla's and the blog's is our FLA with N×N matrices."""
     mods = bench.build(bench.IMPLS, dim=32, num_heads=4, pos_encoding=False)
     _positive_qk(mods["fla"])
-    reference = {"fla": mods["fla"], "seed": mods["fla"], "linear": mods["linear"], "softmax": mods["softmax"]}[impl]
-    assert isinstance(reference, {"fla": FocusedLinearAttention, "seed": FocusedLinearAttention,
-                                  "linear": LinearAttention, "softmax": SoftmaxAttention}[impl])
+    reference = mods["fla"] if impl == "blog" else mods[impl]
     x = torch.randn(1, 32, 12, 12)
     with torch.no_grad():
         torch.testing.assert_close(mods[impl](x), dense_reference(reference, x), atol=1e-5, rtol=1e-5)
 
 
-def test_seed_formulation_limits():
+def test_blog_formulation_limits():
     ours = FocusedLinearAttention(16, num_heads=2, pos_encoding=False)
     with pytest.raises(ValueError, match="square map"):
-        bench.SeedFormulation(ours)(torch.randn(1, 16, 4, 6))
+        bench.BlogFormulation(ours)(torch.randn(1, 16, 4, 6))
     with pytest.raises(ValueError, match="sr_ratio=1 only"):
-        bench.SeedFormulation(FocusedLinearAttention(16, num_heads=2, sr_ratio=2))
+        bench.BlogFormulation(FocusedLinearAttention(16, num_heads=2, sr_ratio=2))
     with pytest.raises(ValueError, match="unknown implementation"):
         bench.build(("fla", "flash"))
 
@@ -80,7 +78,7 @@ def test_run_benchmark_rows_skips_and_csv(tmp_path):
         r = done[impl, 4]
         assert r["N"] == 16 and r["device"] == "cpu" and r["dtype"] == "fp32" and not r["note"]
         assert r["fwd_ms"] > 0 and r["fwdbwd_ms"] > 0 and r["peak_mb"] > 0
-    assert done["seed", 6]["fwd_ms"] is None and "square maps only" in done["seed", 6]["note"]
+    assert done["blog", 6]["fwd_ms"] is None and "square maps only" in done["blog", 6]["note"]
     assert done["softmax", 6]["fwd_ms"] is None and "N=24 > 20" in done["softmax", 6]["note"]
     assert done["fla", 6]["fwd_ms"] > 0
 
@@ -158,6 +156,23 @@ def test_gpu_options_fail_clearly_without_a_gpu(args, message):
     assert message in out.stderr and "Traceback" not in out.stderr
 
 
-def test_bad_impl_and_sizes_are_usage_errors():
-    assert "choose from fla,seed,linear,softmax" in _fla_bench("--impl", "fla,flash").stderr
-    assert "expected comma-separated sides or HxW" in _fla_bench("--sizes", "big").stderr
+@pytest.mark.parametrize("args, message", [
+    (("--impl", "fla,flash"), "choose from fla,blog,linear,softmax"),
+    (("--sizes", "big"), "expected comma-separated sides or HxW"),
+    (("--sizes", "0"), "map sides must be at least 1, got '0'"),
+    (("--sizes", "20,-40"), "map sides must be at least 1, got '-40'"),
+    (("--sizes", "2.5"), "expected comma-separated sides or HxW"),
+    (("--sizes", "8x0"), "map sides must be at least 1, got '8x0'"),
+    (("--repeats", "0"), "argument --repeats: must be at least 1, got 0"),
+    (("--dim", "30"), "--dim 30 must be a multiple of --heads 8"),
+    (("--budget-s", "nan"), "argument --budget-s: must be at least 0, got nan"),
+])
+def test_bad_arguments_are_one_line_usage_errors(args, message):
+    out = _fla_bench(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_run_benchmark_rejects_empty_maps():
+    with pytest.raises(ValueError, match="at least 1"):
+        bench.run_benchmark(sizes=(0,), progress=False)

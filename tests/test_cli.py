@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def _fla(*args):
     return subprocess.run([sys.executable, "-m", "fla", *args], capture_output=True, text=True, timeout=120)
@@ -9,8 +11,25 @@ def _fla(*args):
 def test_help_lists_the_verbs():
     out = _fla("--help")
     assert out.returncode == 0
-    for verb in ("data", "train", "bench"):
+    for verb in ("data", "train", "bench", "ablate", "models"):
         assert verb in out.stdout
+
+
+def test_verb_usage_errors_are_one_line():
+    out = _fla("bench", "--frobnicate")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["fla bench: error: unrecognized arguments: --frobnicate (see fla bench --help)"]
+
+
+def test_at_least():
+    import argparse
+
+    from fla.__main__ import at_least
+
+    assert at_least(1)("3") == 3 and at_least(0, float)("0.5") == 0.5
+    for bad in ("0", "x", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            at_least(1)(bad)
 
 
 def test_missing_or_unknown_verb_is_a_usage_error():

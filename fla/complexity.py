@@ -1,19 +1,31 @@
-"""Where the cost of attention goes: counts and wall-clock over the number of tokens (notebook 01).
+"""Where the cost of attention goes: counts, wall-clock and peak memory over the number of tokens (notebook 01).
 
-The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``) and the
-counters in ``fla.flops``; this module lines them up over N and times the real modules, so the
-notebook only plots.
+The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``), the counters
+in ``fla.flops`` and the timing and memory primitives in ``fla.bench``; this module lines them up
+over N, so the notebook only prints and plots.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from . import functional as Fn
 from .flops import count_flops
-from .functional import attention_macs, projection_macs
 
-__all__ = ["count_table", "time_over_tokens", "loglog_slope", "YOLO_MAPS", "DEIT"]
+__all__ = [
+    "count_table",
+    "mixing_overtakes_projections",
+    "mixing_functions",
+    "mixing_cost",
+    "loglog_slope",
+    "power_law_range",
+    "YOLO_MAPS",
+    "DEIT",
+]
 
 #: Feature maps of a 640×640 image at YOLO's strides 8, 16, 32 (P3, P4, P5): side -> tokens.
 YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
@@ -21,65 +33,136 @@ YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
 DEIT = {"N": 196, "d": 64}
 
 
-def count_table(modules: dict, sides, dim: int) -> list[dict]:
+def _formula_macs(module, n: int) -> int:
+    """Projections + token mixing of every head + the DWC on V (k·k per value entry), biases not counted."""
+    kind = "softmax" if type(module).__name__ == "SoftmaxAttention" else "linear"
+    macs = Fn.projection_macs(n, module.dim) + module.num_heads * Fn.attention_macs(n, module.head_dim, kind)
+    dwc = getattr(module, "dwc", None)
+    if dwc is not None:
+        macs += n * module.dim * dwc.kernel_size[0] * dwc.kernel_size[1]
+    return macs
+
+
+def count_table(modules: dict, sides) -> list[dict]:
     """Per square map side: FLOPs from FlopCounterMode and thop, and the formula, for each module (notebook 01).
 
-    modules: name -> (module, kind of ``attention_macs``), each one head of ``dim`` channels.
-    Formula FLOPs = 2 · (projections + token mixing), since the counters count 2 per multiply-add.
+    modules: name -> attention module (any number of heads). Formula FLOPs = 2 · multiply-adds,
+    since both counters count 2 per multiply-add. What none of the three counts: the
+    exponentials and row sums of softmax, ReLU, the focusing powers, norms and divisions,
+    the normaliser's division, and bias additions: elementwise work, O(N·C) per call.
     """
     import thop
 
     rows = []
     for side in sides:
-        x = torch.randn(1, dim, side, side)
         n = side * side
-        for name, (module, kind) in modules.items():
+        for name, module in modules.items():
+            x = torch.randn(1, module.dim, side, side)
             macs, _ = thop.profile(module, inputs=(x,), verbose=False)
-            extra = 0  # FocusedLinearAttention's DWC on V: k·k multiply-adds per value entry
-            if hasattr(module, "dwc"):
-                extra = n * module.head_dim * module.dwc.kernel_size[0] * module.dwc.kernel_size[1]
             rows.append(
                 {
                     "N": n,
                     "module": name,
+                    "heads": module.num_heads,
                     "FlopCounterMode": count_flops(module, x),
                     "thop (x2)": 2 * int(macs),
-                    "formula": 2 * (projection_macs(n, dim) + attention_macs(n, module.head_dim, kind) + extra),
+                    "formula": 2 * _formula_macs(module, n),
                 }
             )
     return rows
 
 
-def time_over_tokens(modules: dict, sides, dim: int, device: torch.device, rounds: int = 3,
-                     repeats: int = 5, cpu_threads: int | None = 1) -> dict:
-    """Seconds per no-grad forward for each module on square maps of the given sides: name -> list (notebook 01).
+def mixing_overtakes_projections(dim: int, num_heads: int, limit: int = 10**6) -> int | None:
+    """Smallest N at which softmax's token mixing costs more multiply-adds than the four C×C projections (notebook 01).
 
-    Each size is timed with ``fla.bench.time_impls`` (the modules take turns, median of
-    ``repeats``) in ``rounds`` passes spread over the whole sweep, and the fastest pass kept:
-    other work on the machine only ever adds time, so a burst of it spoils one pass, not the
-    curve. On the CPU the sweep runs on ``cpu_threads`` threads (None: torch's setting): the
-    slope is about the arithmetic, and one thread is not held up by a partner on a busy core.
+    Mixing: heads · N²·2d = 2N²C; projections: 4NC²; so N > 2C, whatever the number of heads.
+    Linear attention's mixing, 2NCd + NC, never does (d ≤ C): None for it is the formula's answer.
     """
-    from .bench import time_impls
+    d = dim // num_heads
+    for n in range(1, limit):
+        if num_heads * Fn.attention_macs(n, d, "softmax") > Fn.projection_macs(n, dim):
+            return n
+    return None
 
+
+def mixing_functions(p: float = 3.0) -> dict:
+    """name -> f(q, k, v) for one head's token mixing, projections left out (notebook 01).
+
+    "naive softmax" forms the N×N matrix (paper §3.1, Eq. 1); "SDPA" is torch's
+    scaled_dot_product_attention, on the CPU a flash-style kernel that walks over blocks of
+    keys with an online softmax and never holds the N×N matrix; "linear" and "focused" are
+    Eq. 4 with φ = ReLU and φ_p = f_p(ReLU) (§3.2, §4.1).
+    """
+
+    def naive(q, k, v):
+        return torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1) @ v
+
+    def linear(q, k, v):
+        return Fn.linear_attention(Fn.relu_kernel(q), Fn.relu_kernel(k), v)
+
+    def focused(q, k, v):
+        return Fn.linear_attention(Fn.focus(Fn.relu_kernel(q), p), Fn.focus(Fn.relu_kernel(k), p), v)
+
+    return {"naive softmax": naive, "SDPA (flash-style)": F.scaled_dot_product_attention, "linear": linear, "focused": focused}
+
+
+class _Mixing(nn.Module):
+    """f(q, k, v) behind the one-input interface of ``fla.bench``: x stacks q, k, v on dim 0."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(*x.unbind(0))
+
+
+def mixing_cost(fns: dict, ns, d: int = 64, device: torch.device | str = "cpu", rounds: int = 2, repeats: int = 3,
+                cpu_threads: int | None = 1) -> dict:
+    """Milliseconds per call and peak MiB allocated during one call, per function and N (notebook 01).
+
+    Forward only, no autograd graph, one head of d channels. Time: ``fla.bench.time_impls``
+    (the functions take turns, median of ``repeats``) in ``rounds`` passes over the sweep,
+    the fastest pass kept, since other work on the machine only ever adds time; on the CPU on
+    ``cpu_threads`` threads (None: torch's setting). Memory: ``fla.bench.peak_memory_mb``, the
+    peak of bytes live in torch's allocator above what was live before the call (q, k, v are
+    not counted, the output is). Returns {"ms": name -> list, "MiB": name -> list}.
+    """
+    from .bench import peak_memory_mb, time_impls
+
+    device = torch.device(device)
+    modules = {name: _Mixing(fn) for name, fn in fns.items()}
     threads = torch.get_num_threads()
     if device.type == "cpu" and cpu_threads:
         torch.set_num_threads(cpu_threads)
-    modules = {name: module.to(device) for name, module in modules.items()}
+    inputs = [torch.randn(3, 1, 1, n, d, device=device) for n in ns]
     try:
-        best = {name: [math.inf] * len(sides) for name in modules}
+        ms = {name: [math.inf] * len(ns) for name in fns}
         for _ in range(rounds):
-            for i, side in enumerate(sides):
-                ms = time_impls(modules, torch.randn(1, dim, side, side, device=device), repeats=repeats, warmup=1)
-                for name, t in ms.items():
-                    best[name][i] = min(best[name][i], t / 1000)
+            for i, x in enumerate(inputs):
+                for name, t in time_impls(modules, x, repeats=repeats, warmup=1).items():
+                    ms[name][i] = min(ms[name][i], t)
+        mib = {name: [peak_memory_mb(m, x, backward=False) for x in inputs] for name, m in modules.items()}
     finally:
         torch.set_num_threads(threads)
-    return best
+    return {"ms": ms, "MiB": mib}
 
 
 def loglog_slope(ns, values) -> float:
     """Least-squares slope of log(value) against log(N): the exponent k in value ∝ N^k (notebook 01)."""
-    xs, ys = [math.log(n) for n in ns], [math.log(v) for v in values]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((a - mx) * (b - my) for a, b in zip(xs, ys)) / sum((a - mx) ** 2 for a in xs)
+    return float(np.polyfit(np.log(ns), np.log(values), 1)[0])
+
+
+def power_law_range(ns, values, tolerance: float = 0.25, min_points: int = 3) -> tuple[int, float] | None:
+    """Where value ∝ N^k holds: the smallest N from which a line fitted in log-log space to all
+    larger sizes stays within a factor (1 + tolerance) of every measured value (notebook 01).
+
+    Returns (that N, the fitted exponent k), or None when even the ``min_points`` largest
+    sizes do not lie on one power law within the tolerance.
+    """
+    x, y = np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float))
+    for start in range(len(x) - min_points + 1):
+        k, c = np.polyfit(x[start:], y[start:], 1)
+        if np.max(np.abs(y[start:] - (k * x[start:] + c))) <= math.log1p(tolerance):
+            return int(ns[start]), float(k)
+    return None

@@ -28,6 +28,30 @@ SLIDERS = {
 }
 
 
+def false_checks(nb) -> list[str]:
+    """Printed lines of a notebook's code cells that end in False: a self-check that failed.
+
+    Notebooks print measurements, and assert what holds by argument; a line such as
+    "... agree: False" left in a notebook is a check that must fail the test, not scroll by.
+    """
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                lines += [line for line in out["text"].splitlines() if line.rstrip().rstrip(".)").endswith("False")]
+    return lines
+
+
+def test_false_checks_are_found():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    cell = new_code_cell("print(...)", outputs=[new_output("stream", name="stdout", text="rank 64\nboth at N = 196: True False\n")])
+    nb = new_notebook(cells=[cell, new_code_cell("x", outputs=[new_output("stream", name="stdout", text="all agree: True\n")])])
+    assert false_checks(nb) == ["both at N = 196: True False"]
+
+
 def test_notebooks_are_found():
     names = [p.stem for p in NOTEBOOKS]
     assert {"01-complexity", "02-focusing", "03-rank"} <= set(names), names
@@ -81,8 +105,9 @@ def test_notebook_executes_in_quick_mode(path, kernel_env):
         pytest.skip(f"{path.name} trains on the helmet subset: no local copy at {SHARED / 'data' / 'helmet'} and no FLA_DATA")
     client = NotebookClient(nb, timeout=900, kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}})
     t0 = time.perf_counter()
-    client.execute(env=kernel_env)  # raises CellExecutionError on the first failing cell
+    client.execute(env=kernel_env)  # raises CellExecutionError on the first failing cell (a notebook's assert too)
     print(f"{path.name}: executed in quick mode in {time.perf_counter() - t0:.1f} s")
+    assert not false_checks(nb), f"a self-check printed False: {false_checks(nb)}"
 
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     setup_output = "".join(o.get("text", "") for o in first_code.outputs)

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from fla import functional as Fn
-from fla.complexity import count_table, loglog_slope, time_over_tokens
+from fla.complexity import (
+    count_table,
+    loglog_slope,
+    mixing_cost,
+    mixing_functions,
+    mixing_overtakes_projections,
+    power_law_range,
+)
 from fla.tokens import default_image_path, image_tokens, load_image
 from fla.views import (
     attention_matrices,
@@ -268,28 +275,60 @@ def test_loglog_slope_recovers_the_exponent():
     assert loglog_slope(ns, [0.5 * n for n in ns]) == pytest.approx(1.0)
 
 
-def test_count_table_counters_agree_with_the_formulas():
+@pytest.mark.parametrize("heads", [1, 4])
+def test_count_table_counters_agree_with_the_formulas(heads):
     from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention
 
     modules = {
-        "softmax": (SoftmaxAttention(16, num_heads=1), "softmax"),
-        "linear": (LinearAttention(16, num_heads=1), "linear"),
-        "focused": (FocusedLinearAttention(16, num_heads=1, kernel_size=3), "linear"),
+        "softmax": SoftmaxAttention(16, num_heads=heads),
+        "linear": LinearAttention(16, num_heads=heads),
+        "focused": FocusedLinearAttention(16, num_heads=heads, kernel_size=3),
     }
-    rows = count_table(modules, sides=[5, 9], dim=16)
-    assert len(rows) == 6
+    rows = count_table(modules, sides=[5, 9])
+    assert len(rows) == 6 and all(r["heads"] == heads for r in rows)
     for r in rows:
         assert r["FlopCounterMode"] == r["thop (x2)"] == r["formula"], r
     soft = [r["formula"] for r in rows if r["module"] == "softmax"]
     assert soft[1] > soft[0] * (81 / 25)  # more than linear growth
 
 
-def test_time_over_tokens_gives_seconds_per_size_and_restores_threads():
+def test_multi_head_softmax_mixing_does_not_depend_on_the_split_linear_does():
     from fla import LinearAttention, SoftmaxAttention
 
+    def mixing(module, side=12):  # counted FLOPs minus the projections' 2 · 4NC²
+        r = count_table({"m": module}, [side])[0]
+        return r["FlopCounterMode"] - 2 * 4 * side * side * 32 * 32
+
+    assert mixing(SoftmaxAttention(32, num_heads=1)) == mixing(SoftmaxAttention(32, num_heads=4))  # 2N²C either way
+    n, c = 144, 32
+    for heads in (1, 4):  # 2·N·C·d_head + N·C (the normaliser): shrinks with the head size
+        assert mixing(LinearAttention(c, num_heads=heads)) == 2 * (2 * n * c * (c // heads) + n * c)
+
+
+def test_mixing_overtakes_projections_at_2C():
+    assert mixing_overtakes_projections(64, 1) == mixing_overtakes_projections(64, 8) == 129
+
+
+def test_mixing_functions_agree_and_memory_grows_as_taught():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 1, 1, 300, 16).unbind()
+    fns = mixing_functions()
+    torch.testing.assert_close(fns["naive softmax"](q, k, v), fns["SDPA (flash-style)"](q, k, v), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fns["linear"](q, k, v),
+                               Fn.linear_attention(Fn.relu_kernel(q), Fn.relu_kernel(k), v, order="qk"), atol=1e-5, rtol=1e-4)
     threads = torch.get_num_threads()
-    modules = {"linear": LinearAttention(16, num_heads=2), "softmax": SoftmaxAttention(16, num_heads=2)}
-    seconds = time_over_tokens(modules, [4, 6], 16, torch.device("cpu"), rounds=2, repeats=2)
-    assert set(seconds) == {"linear", "softmax"}
-    assert all(len(v) == 2 and all(0 < t < 10 for t in v) for v in seconds.values())
+    cost = mixing_cost({k: fns[k] for k in ("naive softmax", "linear")}, [256, 1024], d=16, repeats=2)
     assert torch.get_num_threads() == threads
+    naive, linear = cost["MiB"]["naive softmax"], cost["MiB"]["linear"]
+    assert naive[1] / naive[0] > 12  # the N×N matrix: 16x the tokens², minus the O(N d) output
+    assert naive[1] >= 1024 * 1024 * 4 / 2**20  # at least one fp32 N×N matrix was live
+    assert linear[1] / linear[0] < 6  # O(N d): ~4x
+    assert all(t > 0 for t in cost["ms"]["linear"])
+
+
+def test_power_law_range_finds_where_the_law_starts():
+    ns = [64, 256, 1024, 4096, 16384]
+    flat_then_quadratic = [1.0, 1.0, 1e-6 * 1024**2, 1e-6 * 4096**2, 1e-6 * 16384**2]
+    start, k = power_law_range(ns, flat_then_quadratic)
+    assert start == 1024 and k == pytest.approx(2.0)
+    assert power_law_range(ns, [1.0, 30.0, 1.0, 30.0, 1.0]) is None

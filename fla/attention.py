@@ -42,7 +42,8 @@ def _fp32_region(x: torch.Tensor):
 
 def _exporting() -> bool:
     """True under ONNX export, tracing or torch.export: the fast paths' autograd Functions have no ONNX form."""
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_exporting()
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.4
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or exporting()
 
 
 def _pointwise(linear: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:

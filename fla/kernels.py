@@ -4,10 +4,8 @@ Read ``fla.functional`` for the math (notebooks 01-03 call it); this module is h
 modules make that math cheap in training. Each function names the reference it equals, and
 ``tests/test_kernels.py`` compares values and gradients with it in float64, fp32 and bf16.
 The modules take these paths except under ONNX export or tracing (custom autograd Functions
-have no ONNX form), where they run the reference equations instead.
-
-Measured with ``python -m fla bench`` (docs/benchmark.md): without these three, one fwd+bwd of
-FocusedLinearAttention at N = 6400 on two CPU threads takes about twice as long.
+have no ONNX form), where they run the reference equations instead. ``python -m fla bench``
+times the module that uses them (docs/benchmark.md).
 """
 from __future__ import annotations
 

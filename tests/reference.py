@@ -39,34 +39,50 @@ def _features(m, t):
     return F.relu(t) + 1e-6 if m.kernel == "relu" else F.elu(t) + 1
 
 
+def _key_grid(m, x64):
+    if m.sr_ratio == 1:
+        return x64
+    c = x64.shape[1]  # PVT's spatial reduction: strided conv, then LayerNorm over channels
+    grid = F.conv2d(x64, m.sr.weight.detach().double(), m.sr.bias.detach().double(), stride=m.sr_ratio)
+    return F.layer_norm(grid.permute(0, 2, 3, 1), (c,), m.norm.weight.detach().double(),
+                        m.norm.bias.detach().double(), m.norm.eps).permute(0, 3, 1, 2)
+
+
+def _split(m, t):
+    return rearrange(t, "b n (h d) -> b h n d", h=m.num_heads)
+
+
+def _attention(m, x64, grid):
+    """The (B, heads, N, M) attention matrix: softmax(QK^T/sqrt(d)), or row-normalised phi(Q)phi(K)^T."""
+    q = _project(m.to_q, rearrange(x64, "b c h w -> b (h w) c"))
+    k = _project(m.to_k, rearrange(grid, "b c h w -> b (h w) c"))
+    if isinstance(m, SoftmaxAttention):
+        return torch.softmax(_split(m, q) @ _split(m, k).transpose(-2, -1) / m.head_dim**0.5, dim=-1)
+    if m.pos is not None:
+        pos = F.interpolate(m.pos.detach().double(), size=grid.shape[-2:], mode="bilinear", align_corners=False)
+        k = k + rearrange(pos, "1 c h w -> 1 (h w) c")
+    scores = _split(m, _features(m, q)) @ _split(m, _features(m, k)).transpose(-2, -1)
+    return scores / scores.sum(dim=-1, keepdim=True)
+
+
+def attention_matrix(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The module's (B, heads, N, M) attention weights (without the DWC term), float64."""
+    x64 = x.detach().double()
+    return _attention(m, x64, _key_grid(m, x64))
+
+
 def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """y = proj(A V [+ DWC(V)]) per head, with the N×M attention matrix A built explicitly."""
     x64 = x.detach().double()
     b, c, h, w = x64.shape
-    heads, d = m.num_heads, c // m.num_heads
-    grid = x64
-    if m.sr_ratio > 1:  # PVT's spatial reduction: strided conv, then LayerNorm over channels
-        grid = F.conv2d(x64, m.sr.weight.detach().double(), m.sr.bias.detach().double(), stride=m.sr_ratio)
-        grid = F.layer_norm(grid.permute(0, 2, 3, 1), (c,), m.norm.weight.detach().double(),
-                            m.norm.bias.detach().double(), m.norm.eps).permute(0, 3, 1, 2)
+    grid = _key_grid(m, x64)
     kh, kw = grid.shape[-2:]
-    q = _project(m.to_q, rearrange(x64, "b c h w -> b (h w) c"))
-    k = _project(m.to_k, rearrange(grid, "b c h w -> b (h w) c"))
     v = _project(m.to_v, rearrange(grid, "b c h w -> b (h w) c"))
-    split = lambda t: rearrange(t, "b n (h d) -> b h n d", h=heads)  # noqa: E731
-    if isinstance(m, SoftmaxAttention):
-        a = torch.softmax(split(q) @ split(k).transpose(-2, -1) / d**0.5, dim=-1)
-    else:
-        if m.pos is not None:
-            pos = F.interpolate(m.pos.detach().double(), size=(kh, kw), mode="bilinear", align_corners=False)
-            k = k + rearrange(pos, "1 c h w -> 1 (h w) c")
-        scores = split(_features(m, q)) @ split(_features(m, k)).transpose(-2, -1)  # (B, heads, N, M)
-        a = scores / scores.sum(dim=-1, keepdim=True)
-    out = a @ split(v)  # (B, heads, N, d)
+    out = _attention(m, x64, grid) @ _split(m, v)  # (B, heads, N, d)
     if getattr(m, "dwc", None) is not None:  # one depthwise conv over each head's d channels of V, shared by the heads
-        vg = rearrange(v, "b (y x) (h d) -> (b h) d y x", y=kh, h=heads)
+        vg = rearrange(v, "b (y x) (h d) -> (b h) d y x", y=kh, h=m.num_heads)
         kernel = m.dwc.weight.detach().double()
-        dwc = F.conv2d(vg, kernel, padding=kernel.shape[-1] // 2, groups=d)
+        dwc = F.conv2d(vg, kernel, padding=kernel.shape[-1] // 2, groups=m.head_dim)
         dwc = F.interpolate(dwc, size=(h, w), mode="bilinear", align_corners=False) if (kh, kw) != (h, w) else dwc
         out = out + rearrange(dwc, "(b h) d y x -> b h (y x) d", b=b)
     y = _project(m.proj, rearrange(out, "b h n d -> b n (h d)"))

@@ -9,7 +9,7 @@ import torch
 import fla
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, focus
 from fla import functional as Fn
-from reference import dense_reference
+from reference import attention_matrix, dense_reference
 
 SIZES = [(1, 1), (7, 5), (16, 25), (20, 32), (40, 40)]
 
@@ -82,9 +82,10 @@ def test_same_interface_and_row_stochastic_weights(make):
     x = torch.randn(2, 16, 6, 5)
     assert m(x).shape == x.shape
     a = m.attention_matrix(x)
-    assert a.shape == (2, 4, 30, 30)
+    assert a.shape == (2, 4, 30, 30) and a.dtype == torch.float32
     assert (a >= 0).all()
     torch.testing.assert_close(a.sum(-1), torch.ones(2, 4, 30))
+    torch.testing.assert_close(a.double(), attention_matrix(m, x), atol=1e-5, rtol=1e-4)
     if getattr(m, "dwc", None) is not None:
         assert m.dwc_matrix(6, 5).shape == (4, 30, 30)
     elif hasattr(m, "dwc_matrix"):

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from . import yolo  # noqa: F401  offline switches + our blocks registered before ultralytics is used
-from .yolo import VARIANTS, model_summary, model_yaml
+from .yolo import DEFAULT_VARIANTS, VARIANTS, model_summary, model_yaml
 
 import torch  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
@@ -240,7 +240,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"short CPU run for tests/CI: {QUICK['epochs']} epoch at imgsz {QUICK['imgsz']} unless given")
     parser.add_argument("--data", help="data.yaml or folder of the helmet subset (default: $FLA_DATA, else download)")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--epochs", type=int, help=f"default {FULL['epochs']} ({QUICK['epochs']} with --quick)")
     parser.add_argument("--imgsz", type=int, help=f"default {FULL['imgsz']} ({QUICK['imgsz']} with --quick)")
     parser.add_argument("--batch", type=int, default=16)

@@ -1,12 +1,13 @@
 """YOLO blocks with focused linear attention, plugged into ultralytics' model registry (notebook 05).
 
 ``register()`` (run on import of this module) teaches ``ultralytics.nn.tasks.parse_model`` the
-YAML names ``C2f_FLA`` and ``FLABlock`` without forking ultralytics:
+YAML names ``C2f_FLA``, ``C3k2_FLA``, ``C2PSA_FLA`` and ``FLABlock`` without forking ultralytics:
 
 - parse_model decides channel inference and depth/width scaling by *identity* membership in
   frozensets local to it, so no subclass or global name can join them. The wrapper hands
-  parse_model a copy of the YAML in which ``C2f_FLA`` reads ``C2f`` and ``FLABlock`` reads
-  ``nn.BatchNorm2d`` (whose rule passes the input channels), lets ultralytics infer and scale
+  parse_model a copy of the YAML in which ``C2f_FLA`` reads ``C2f`` (``C3k2_FLA`` reads ``C3k2``,
+  so it also gets C3k2's forced ``c3k`` at m/l/x and ``legacy=False``; ``C2PSA_FLA`` reads ``C2PSA``)
+  and ``FLABlock`` reads ``nn.BatchNorm2d`` (whose rule passes the input channels), lets ultralytics infer and scale
   every channel count as it does for its own layers, then swaps each stand-in for our block
   built with the channels read off the stand-in.
 - The YAML the model keeps still names our blocks, so ``Model.train()`` (which rebuilds from
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from pathlib import Path
 
 from .env import offline_ultralytics
@@ -26,14 +28,27 @@ offline_ultralytics()
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from ultralytics.nn import tasks  # noqa: E402
-from ultralytics.nn.modules import C2f, Conv  # noqa: E402
+from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv  # noqa: E402
+from ultralytics.nn.modules.block import Bottleneck, C3k, PSABlock  # noqa: E402
 
 from .attention import FocusedLinearAttention  # noqa: E402
 
-__all__ = ["Bottleneck_FLA", "C2f_FLA", "FLABlock", "register", "model_yaml", "VARIANTS", "model_summary"]
+__all__ = ["Bottleneck_FLA", "C2f_FLA", "C3k2_FLA", "PSABlock_FLA", "C2PSA_FLA", "FLABlock", "register", "model_yaml",
+           "VARIANTS", "DEFAULT_VARIANTS", "model_summary"]
 
 CFG_DIR = Path(__file__).parent / "cfg"
-VARIANTS = {"base": "yolov8-base.yaml", "c2f_fla": "yolov8-c2f-fla.yaml", "neck_fla": "yolov8-neck-fla.yaml"}
+#: variant name -> YAML in ``CFG_DIR``. Plain names are YOLOv8 (the seed's experiments, the default of ``fla train``);
+#: ``family:name`` for the others. ``*:base`` are ultralytics' own models, unchanged (YOLO11 with its softmax C2PSA,
+#: YOLO12 with area attention): the native-attention baselines.
+VARIANTS = {
+    "base": "yolov8-base.yaml", "c2f_fla": "yolov8-c2f-fla.yaml", "neck_fla": "yolov8-neck-fla.yaml",
+    "c2f_fla_p3": "yolov8-c2f-fla-p3.yaml",
+    "yolo11:base": "yolo11-base.yaml", "yolo11:c3k2_fla": "yolo11-c3k2-fla.yaml", "yolo11:c3k2_fla_p3": "yolo11-c3k2-fla-p3.yaml",
+    "yolo12:base": "yolo12-base.yaml",
+    "yolo26:base": "yolo26-base.yaml", "yolo26:fla": "yolo26-fla.yaml",
+}
+#: what ``fla train`` runs when no ``--variants`` are given (the three YOLOv8 models of notebook 06)
+DEFAULT_VARIANTS = ("base", "c2f_fla", "neck_fla")
 
 
 def heads_for(channels: int, head_dim: int = 32) -> int:
@@ -80,6 +95,49 @@ class C2f_FLA(C2f):
         )
 
 
+class C3k2_FLA(C3k2):
+    """C3k2 with focused linear attention: a drop-in with C3k2's YAML args ``[c2, c3k, e, attn, g, shortcut]``.
+
+    Every bottleneck becomes a ``Bottleneck_FLA`` (inside C3k too, which ultralytics forces at
+    m/l/x), as C2f_FLA does for C2f. With ``attn=True`` (YOLO26's P5 head block, Bottleneck +
+    PSABlock) the PSABlock's softmax attention is the one replaced, by ``PSABlock_FLA``.
+    Submodule names stay C3k2's, so a stock checkpoint's conv weights keep their names.
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5, attn: bool = False,
+                 g: int = 1, shortcut: bool = True, **fla_kwargs):
+        super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
+        c = self.c
+
+        def inner():
+            if attn:
+                return nn.Sequential(Bottleneck(c, c, shortcut, g), PSABlock_FLA(c, **fla_kwargs))
+            if c3k:  # C3k(c, c, 2): two k=3 bottlenecks on half its width
+                block = C3k(c, c, 2, shortcut, g)
+                h = block.cv1.conv.out_channels
+                block.m = nn.Sequential(*(Bottleneck_FLA(h, h, shortcut, g, e=1.0, **fla_kwargs) for _ in range(2)))
+                return block
+            return Bottleneck_FLA(c, c, shortcut, g, e=0.5, **fla_kwargs)  # C3k2's Bottleneck: e=0.5
+
+        self.m = nn.ModuleList(inner() for _ in range(n))
+
+
+class PSABlock_FLA(PSABlock):
+    """PSABlock (``x + attn(x)``, then ``x + ffn(x)``) whose softmax attention is focused linear attention."""
+
+    def __init__(self, c: int, num_heads: int | None = None, shortcut: bool = True, **fla_kwargs):
+        super().__init__(c, attn_ratio=0.5, num_heads=max(c // 64, 1), shortcut=shortcut)
+        self.attn = FocusedLinearAttention(c, num_heads or heads_for(c), **fla_kwargs)
+
+
+class C2PSA_FLA(C2PSA):
+    """C2PSA (YOLO11/YOLO26's attention after SPPF) whose PSABlocks attend with FLA; same YAML args ``[c2, e]``."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, **fla_kwargs):
+        super().__init__(c1, c2, n, e)
+        self.m = nn.Sequential(*(PSABlock_FLA(self.c, **fla_kwargs) for _ in range(n)))
+
+
 class FLABlock(nn.Module):
     """Standalone neck block ``x + FLA(x)``; channels come from the previous layer (YAML args: ``[]``
     or ``[num_heads]``). The residual lets the block start near identity in a detector trained from scratch."""
@@ -101,12 +159,31 @@ def _from_c2f(stand_in: C2f, args) -> C2f_FLA:
     return C2f_FLA(c1, c2, len(stand_in.m), shortcut, g, stand_in.c / c2)
 
 
+def _from_c3k2(stand_in: C3k2, args) -> C3k2_FLA:
+    """C3k2_FLA with what ultralytics gave the stand-in C3k2: channels, depth, expansion, c3k (forced at m/l/x), attn."""
+    c1, c2 = stand_in.cv1.conv.in_channels, stand_in.cv2.conv.out_channels
+    first = stand_in.m[0]
+    attn, c3k = isinstance(first, nn.Sequential), isinstance(first, C3k)
+    bottleneck = first[0] if attn else first.m[0] if c3k else first
+    return C3k2_FLA(c1, c2, len(stand_in.m), c3k, stand_in.c / c2, attn, bottleneck.cv2.conv.groups, bottleneck.add)
+
+
+def _from_c2psa(stand_in: C2PSA, args) -> C2PSA_FLA:
+    c1 = stand_in.cv1.conv.in_channels
+    return C2PSA_FLA(c1, c1, len(stand_in.m), stand_in.c / c1)
+
+
 def _from_batchnorm(stand_in: nn.BatchNorm2d, args) -> FLABlock:
     return FLABlock(stand_in.num_features, *args)
 
 
 # YAML name -> (ultralytics stand-in whose channel rule we borrow, builder from the built stand-in)
-_STAND_INS = {"C2f_FLA": ("C2f", _from_c2f), "FLABlock": ("nn.BatchNorm2d", _from_batchnorm)}
+_STAND_INS = {
+    "C2f_FLA": ("C2f", _from_c2f),
+    "C3k2_FLA": ("C3k2", _from_c3k2),
+    "C2PSA_FLA": ("C2PSA", _from_c2psa),
+    "FLABlock": ("nn.BatchNorm2d", _from_batchnorm),
+}
 
 
 def _with_fla(parse_model):
@@ -140,10 +217,10 @@ def _with_fla(parse_model):
 
 
 def register() -> None:
-    """Make ``C2f_FLA`` and ``FLABlock`` usable in model YAMLs (idempotent; run on ``import fla.yolo``)."""
+    """Make ``C2f_FLA``, ``C3k2_FLA``, ``C2PSA_FLA`` and ``FLABlock`` usable in model YAMLs (idempotent; run on ``import fla.yolo``)."""
     if not getattr(tasks.parse_model, "_fla_registered", False):
         tasks.parse_model = _with_fla(tasks.parse_model)
-    for cls in (Bottleneck_FLA, C2f_FLA, FLABlock):  # also resolvable by name, like ultralytics' own blocks
+    for cls in (Bottleneck_FLA, C2f_FLA, C3k2_FLA, PSABlock_FLA, C2PSA_FLA, FLABlock):  # also resolvable by name, like ultralytics' own blocks
         setattr(tasks, cls.__name__, cls)
 
 
@@ -153,7 +230,8 @@ def model_yaml(variant: str = "base", scale: str = "n") -> str:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got variant={variant!r}")
     if scale not in "nsmlx" or len(scale) != 1:
         raise ValueError(f"scale must be one of n, s, m, l, x, got scale={scale!r}")
-    return str(CFG_DIR / VARIANTS[variant].replace("yolov8", f"yolov8{scale}", 1))
+    family, rest = re.match(r"(yolov?\d+)(.*)", VARIANTS[variant]).groups()
+    return str(CFG_DIR / f"{family}{scale}{rest}")  # yolo11-base.yaml -> yolo11n-base.yaml
 
 
 def model_summary(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> dict:

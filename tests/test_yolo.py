@@ -16,7 +16,7 @@ from ultralytics.nn.modules import C2f
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
-CASES = [(v, s) for v in Y.VARIANTS for s in "ns"]
+CASES = [(v, s) for v in Y.DEFAULT_VARIANTS for s in "ns"]  # the other variants: test_yolo_variants.py
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,311 @@
+"""``fla models``: one table for every YOLO variant — size, arithmetic and CPU latency per image (notebook 05).
+
+Columns, per variant at one scale (n by default), nc=80, 640×640:
+
+- ``params`` and ``GFLOPs``: ultralytics' own count (thop; the same as ``fla.yolo.model_summary``
+  and ``model.info()``). thop counts layers, not the matmuls inside ultralytics' attention
+  blocks (C2PSA, A2C2f), so the attention's cost is counted again with torch's FlopCounterMode,
+  which sees every matmul and convolution that runs, in ours and in ultralytics' attention alike:
+  ``attn GFLOPs`` and its share of the model's matmuls and convolutions (``attention_placements``).
+- ``torch ms`` / ``ORT ms``: wall time of one image (batch 1), the model fused (conv+BN, as
+  ultralytics predicts and exports), in eager torch and in ONNX Runtime on the model ultralytics'
+  exporter writes; median of ``runs`` after ``warmup``, the two runtimes interleaved run by run
+  so that load from other processes hits both alike, ORT given torch's thread count.
+
+Latency is a measurement of this machine at this moment: the command prints the CPU, the threads
+and the load average before and after, and nothing in the tests depends on it.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["attention_placements", "plot_network", "measure", "measure_all", "markdown", "conditions"]
+
+COLUMNS = ["variant", "scale", "params", "attention_params", "gflops", "attention_gflops", "gflops_all",
+           "torch_ms", "ort_ms"]
+
+
+def attention_types() -> tuple[type, ...]:
+    """Our attention modules and ultralytics' (PSABlock's ``Attention``, A2C2f's area attention ``AAttn``)."""
+    from ultralytics.nn.modules.block import AAttn, Attention
+
+    from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
+
+    return FocusedLinearAttention, LinearAttention, SoftmaxAttention, Attention, AAttn
+
+
+def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[list[dict], int]:
+    """Where a detection model attends and what each attention costs, from one forward at ``imgsz``.
+
+    Returns one dict per attention module — ``layer`` (index in the YAML), ``module`` (its path),
+    ``type``, ``map`` (H, W) it receives, ``stride`` (input side / map side, read off the run, not
+    assumed), ``tokens`` N, ``dim`` C, ``heads``, ``flops`` (FlopCounterMode: 2 per multiply-add, its
+    projections and token mixing) — and the FLOPs of the whole forward counted the same way.
+    For focused linear attention also ``projection_flops``, the four C×C projections by formula,
+    and ``softmax_flops``, what softmax attention with the same projections would cost there (notebook 05).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .attention import FocusedLinearAttention
+    from .flops import _count_cpu_sdpa
+    from .functional import attention_macs, projection_macs
+
+    net = getattr(model, "model", model)
+    net = copy.deepcopy(net).float().eval()
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    seen, hooks = {}, []
+    for name, mod in net.named_modules():
+        if isinstance(mod, attention_types()):
+            hooks.append(mod.register_forward_pre_hook(lambda m, inp, name=name: seen.update({name: inp[0].shape})))
+    _count_cpu_sdpa()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 3, h, w))
+    for hook in hooks:
+        hook.remove()
+    counts = counter.get_flop_counts()
+    rows = []
+    for name, mod in net.named_modules():
+        if name not in seen:
+            continue
+        _, c, mh, mw = seen[name]
+        n, heads = mh * mw, mod.num_heads
+        row = {"layer": int(name.split(".")[1]), "module": name, "type": type(mod).__name__, "map": (mh, mw),
+               "stride": h // mh, "tokens": n, "dim": c, "heads": heads,
+               "flops": sum(counts.get(f"{type(net).__name__}.{name}", {}).values())}
+        if isinstance(mod, FocusedLinearAttention):
+            sr = getattr(mod, "sr_ratio", 1)
+            m = (mh // sr) * (mw // sr)
+            row["projection_flops"] = 2 * projection_macs(n, c, m)
+            row["softmax_flops"] = row["projection_flops"] + 2 * heads * attention_macs(n, c // heads, "softmax", m=m)
+        rows.append(row)
+    return rows, counter.get_total_flops()
+
+
+def _attention_kind(layer) -> str | None:
+    from .attention import FocusedLinearAttention, LinearAttention
+
+    kinds = [m for m in layer.modules() if isinstance(m, attention_types())]
+    if not kinds:
+        return None
+    return "linear" if isinstance(kinds[0], (FocusedLinearAttention, LinearAttention)) else "softmax"
+
+
+def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
+    """The detector as a picture: its layers left to right, one row per stride (P1/2 ... P5/32,
+    read off a forward at ``imgsz``), arrows for the YAML's ``from``; the layers that attend are
+    coloured (focused linear / softmax) and labelled with the map they see and its token count (notebook 05)."""
+    import matplotlib.pyplot as plt
+    import torch
+    from matplotlib.patches import FancyBboxPatch
+
+    net = getattr(model, "model", model)
+    layers = net.model
+    sizes, hooks = {}, []
+    for i, layer in enumerate(layers):
+        hooks.append(layer.register_forward_hook(
+            lambda m, inp, out, i=i: sizes.update({i: tuple(out.shape[-2:])}) if isinstance(out, torch.Tensor) else None))
+    was_training = net.training
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, 3, imgsz, imgsz, device=next(net.parameters()).device))
+    net.train(was_training)
+    for h in hooks:
+        h.remove()
+    level = {i: (imgsz // hw[0]).bit_length() - 1 for i, hw in sizes.items()}  # stride 2**level
+    bottom = max(level.values()) + 1
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.62 * len(layers) + 1, 3.6))
+    colours = {"linear": "#f28e2b", "softmax": "#4e79a7", None: "#e8e8e8"}
+    short = {"Upsample": "Up", "Concat": "Cat", "Detect": "Det"}
+    for i, layer in enumerate(layers):
+        y = level.get(i, bottom)
+        for src in ([layer.f] if isinstance(layer.f, int) else layer.f):
+            j = i - 1 if src == -1 else src
+            if j < 0:  # the image itself
+                continue
+            ax.annotate("", (i - 0.32, y), (j + 0.32, level.get(j, bottom)),
+                        arrowprops=dict(arrowstyle="->", color="#9a9a9a", lw=0.8, shrinkA=0, shrinkB=0,
+                                        connectionstyle="arc3,rad=0.0" if abs(i - j) == 1 else "arc3,rad=-0.25"))
+        kind = _attention_kind(layer)
+        ax.add_patch(FancyBboxPatch((i - 0.32, y - 0.28), 0.64, 0.56, boxstyle="round,pad=0.02",
+                                    fc=colours[kind], ec="#555555", lw=0.6, zorder=3))
+        name = type(layer).__name__
+        ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=6.5, zorder=4)
+        if kind and i in sizes:
+            h, w = sizes[i]
+            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=6.5,
+                    color=colours[kind], fontweight="bold")
+    ax.set_xlim(-0.7, len(layers) - 0.3)
+    ax.set_ylim(bottom + 0.7, 0.3)
+    ax.set_yticks(range(1, bottom + 1), [f"P{k}/{2 ** k}" for k in range(1, bottom)] + ["head"])
+    ax.set_xticks(range(len(layers)))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel("layer (YAML index)")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, fc=colours[k]) for k in ("linear", "softmax")]
+    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9, loc="left")
+    return ax
+
+
+def _fused(net):
+    net = copy.deepcopy(net).float().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.fuse()
+
+
+def _ort_session(model, imgsz: int, workdir: Path, name: str):
+    """Export with ultralytics' exporter (fixed shape, no onnxslim) and open it in ONNX Runtime on the CPU."""
+    import onnxruntime as ort
+    import torch
+
+    model = copy.deepcopy(model)
+    model.model.pt_path = str(workdir / f"{name}.pt")  # the exporter writes <pt_path stem>.onnx beside it
+    path = model.export(format="onnx", imgsz=imgsz, simplify=False, device="cpu", verbose=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def measure(variant: str, scale: str = "n", imgsz: int = 640, runs: int = 30, warmup: int = 5,
+            onnx: bool = True, latency: bool = True, workdir: Path | None = None, model=None) -> dict:
+    """One row of the table (see ``COLUMNS``); latencies in ms, None where not measured.
+    ``model``: the variant already built (a ``YOLO``), to save building it again."""
+    import torch
+    from ultralytics import YOLO
+
+    from . import yolo
+
+    model = model or YOLO(yolo.model_yaml(variant, scale), verbose=False)
+    summary = yolo.model_summary(model, imgsz)
+    placements, total = attention_placements(model, imgsz)
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    row = {"variant": variant, "scale": scale, "params": summary["params"],
+           "attention_params": summary["attention_params"], "gflops": summary["gflops"],
+           "attention_gflops": sum(p["flops"] for p in placements) / 1e9, "gflops_all": total / 1e9,
+           "torch_ms": None, "ort_ms": None}
+    if not latency:
+        return row
+    fused = _fused(model.model)
+    session = None
+    if onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            session = _ort_session(model, imgsz, Path(workdir or tmp), variant.replace(":", "-") + scale)
+    feed = {session.get_inputs()[0].name: x.numpy()} if session else None
+    times = {"torch": [], "ort": []}
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            t = time.perf_counter()
+            fused(x)
+            times["torch"].append(time.perf_counter() - t)
+            if session:
+                t = time.perf_counter()
+                session.run(None, feed)
+                times["ort"].append(time.perf_counter() - t)
+    for key, ts in times.items():
+        if ts:
+            row[f"{key}_ms"] = 1e3 * statistics.median(ts[warmup:])
+    return row
+
+
+def measure_all(variants, progress: bool = True, models: dict | None = None, **kwargs) -> list[dict]:
+    """``measure`` for each variant, with a progress bar (each variant builds, counts, exports and times);
+    ``models``: {variant: YOLO} already built, used where given."""
+    from tqdm.auto import tqdm
+
+    models = models or {}
+    return [measure(v, model=models.get(v), **kwargs)
+            for v in tqdm(list(variants), desc="models", unit="variant", disable=not progress)]
+
+
+def conditions() -> str:
+    """CPU, threads and load average: what a latency figure was measured under."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}"
+
+
+def markdown(rows: list[dict], runs: int | None = None) -> str:
+    """The table as markdown; latency columns only when some row has them."""
+    def ms(v):
+        return "–" if v is None else f"{v:.1f}"
+
+    lat = any(r["torch_ms"] is not None for r in rows)
+    head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms", "ORT ms"] if lat else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for r in rows:
+        cells = [f"{r['variant']}@{r['scale']}" if r["scale"] != "n" else r["variant"], f"{r['params']:,}",
+                 f"{r['attention_params']:,}", f"{r['gflops']:.2f}",
+                 f"{r['attention_gflops']:.3f} ({100 * r['attention_gflops'] / r['gflops_all']:.1f}%)"]
+        if lat:
+            cells += [ms(r["torch_ms"]), ms(r["ort_ms"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("GFLOPs: ultralytics' count (thop) at 640×640. attn GFLOPs*: the attention modules' matmuls and convs "
+            "(ours and ultralytics' own; torch FlopCounterMode), in brackets their share of the model's.")
+    if lat:
+        note += f" Latency: batch 1, 640×640, fused model, median of {runs} runs after warm-up."
+    return "\n".join(lines) + "\n\n" + note
+
+
+def add_arguments(parser) -> None:
+    from .yolo import VARIANTS
+
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
+                        help="which variants (default: all): " + ", ".join(VARIANTS))
+    parser.add_argument("--scale", default="n", choices=list("nsmlx"))
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--runs", type=int, default=30, help="timed runs per runtime (median reported; default 30)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-latency", action="store_true", help="params and GFLOPs only (fast)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
+    parser.add_argument("--csv", type=Path, help="also write the rows as CSV")
+
+
+def _error(message: str) -> int:
+    import sys
+
+    print(f"fla models: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args) -> int:
+    if args.runs < 1 or args.warmup < 0 or args.imgsz < 32 or args.imgsz % 32:
+        return _error("need --runs >= 1, --warmup >= 0 and --imgsz a multiple of 32")
+    onnx = not (args.no_onnx or args.no_latency)
+    if onnx:
+        try:
+            import onnx as _  # noqa: F401
+            import onnxruntime as _  # noqa: F401,F811
+        except ImportError as e:
+            return _error(f"{e.name} is not installed: pip install 'fla-teach[onnx]' (or pass --no-onnx)")
+    before = conditions()
+    rows = measure_all(args.variants, scale=args.scale, imgsz=args.imgsz, runs=args.runs, warmup=args.warmup,
+                       onnx=onnx, latency=not args.no_latency)
+    print(markdown(rows, args.runs))
+    if not args.no_latency:
+        print(f"\nmeasured on: {before}\nload after:  {conditions().rsplit('load average ', 1)[1]}")
+    if args.csv:
+        import csv
+
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+    return 0

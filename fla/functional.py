@@ -46,6 +46,7 @@ def focus(x: torch.Tensor, p: float) -> torch.Tensor:
     supports would get q·k = 0 and a 0/0 attention row).
     """
     check_p(p)
+    # the peak cancels in f_p, so it is a constant for autograd (detach) rather than a path to differentiate
     peak = x.amax(dim=-1, keepdim=True).detach().clamp_min(torch.finfo(x.dtype).tiny)
     xp = ((x / peak) ** p).clamp_min(FOCUS_FLOOR)
     return xp * x.norm(dim=-1, keepdim=True) / xp.norm(dim=-1, keepdim=True)

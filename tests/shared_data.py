@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import socket
 import sys
 import threading
@@ -81,7 +82,11 @@ def fetch(shared: Path, base_url: str, timeout: float = 30) -> Path:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(get, sorted(wanted)))
-    return get_data(out=shared / "data" / "helmet", source=source, progress=False)
+    yaml_path = get_data(out=shared / "data" / "helmet", source=source, progress=False)
+    # like ../shared's: no `path:`, so ultralytics resolves the splits next to the file and the
+    # tests' private copies of the folder train on the copy
+    yaml_path.write_text(re.sub(r"^path: .*\n", "", yaml_path.read_text(), flags=re.M))
+    return yaml_path
 
 
 def main(argv: list[str] | None = None) -> int:

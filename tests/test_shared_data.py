@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO, SHARED
 from shared_data import present
@@ -76,6 +77,7 @@ def test_make_data_fetches_the_shared_folders_once(host, tmp_path):
             np.testing.assert_array_equal(np.loadtxt(ours[k].splitlines(), ndmin=2),
                                           np.loadtxt(theirs[k].splitlines(), ndmin=2), err_msg=k)
     assert done.stdout.strip().splitlines()[-1] == f"helmet data: {shared / 'data' / 'helmet'}"
+    assert "path" not in yaml.safe_load((shared / "data" / "helmet" / "data.yaml").read_text())  # copies stay self-contained
 
     again = make_data(shared, url)
     assert again.returncode == 0 and server.requests == 600  # present: no request at all

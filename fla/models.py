@@ -9,8 +9,9 @@ Columns, per variant at one scale (n by default), nc=80, 640×640:
   ``attn GFLOPs`` and its share of the model's matmuls and convolutions (``attention_placements``).
 - ``torch ms`` / ``ORT ms``: wall time of one image (batch 1), the model fused (conv+BN, as
   ultralytics predicts and exports), in eager torch and in ONNX Runtime on the model ultralytics'
-  exporter writes; median of ``runs`` after ``warmup``, the two runtimes interleaved run by run
-  so that load from other processes hits both alike, ORT given torch's thread count.
+  exporter writes; median (and minimum) of ``runs`` after ``warmup``, timed round by round over
+  all variants and both runtimes so that load from other processes hits all alike, ORT given
+  torch's thread count.
 
 Latency is a measurement of this machine at this moment: the command prints the CPU, the threads
 and the load average before and after, and nothing in the tests depends on it.
@@ -28,7 +29,7 @@ from pathlib import Path
 __all__ = ["attention_placements", "plot_network", "measure", "measure_all", "markdown", "conditions"]
 
 COLUMNS = ["variant", "scale", "params", "attention_params", "gflops", "attention_gflops", "gflops_all",
-           "torch_ms", "ort_ms"]
+           "torch_ms", "ort_ms", "torch_min_ms", "ort_min_ms"]
 
 
 def attention_types() -> tuple[type, ...]:
@@ -177,11 +178,8 @@ def _ort_session(model, imgsz: int, workdir: Path, name: str):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def measure(variant: str, scale: str = "n", imgsz: int = 640, runs: int = 30, warmup: int = 5,
-            onnx: bool = True, latency: bool = True, workdir: Path | None = None, model=None) -> dict:
-    """One row of the table (see ``COLUMNS``); latencies in ms, None where not measured.
-    ``model``: the variant already built (a ``YOLO``), to save building it again."""
-    import torch
+def _prepare(variant: str, scale: str, imgsz: int, onnx: bool, latency: bool, model=None) -> tuple:
+    """(row with the counts, fused torch model, ONNX Runtime session): everything but the timing."""
     from ultralytics import YOLO
 
     from . import yolo
@@ -189,43 +187,59 @@ def measure(variant: str, scale: str = "n", imgsz: int = 640, runs: int = 30, wa
     model = model or YOLO(yolo.model_yaml(variant, scale), verbose=False)
     summary = yolo.model_summary(model, imgsz)
     placements, total = attention_placements(model, imgsz)
-    x = torch.zeros(1, 3, imgsz, imgsz)
     row = {"variant": variant, "scale": scale, "params": summary["params"],
            "attention_params": summary["attention_params"], "gflops": summary["gflops"],
            "attention_gflops": sum(p["flops"] for p in placements) / 1e9, "gflops_all": total / 1e9,
-           "torch_ms": None, "ort_ms": None}
+           "torch_ms": None, "ort_ms": None, "torch_min_ms": None, "ort_min_ms": None}
     if not latency:
-        return row
-    fused = _fused(model.model)
+        return row, None, None
     session = None
     if onnx:
         with tempfile.TemporaryDirectory() as tmp:
-            session = _ort_session(model, imgsz, Path(workdir or tmp), variant.replace(":", "-") + scale)
-    feed = {session.get_inputs()[0].name: x.numpy()} if session else None
-    times = {"torch": [], "ort": []}
-    with torch.inference_mode():
-        for i in range(warmup + runs):
-            t = time.perf_counter()
-            fused(x)
-            times["torch"].append(time.perf_counter() - t)
-            if session:
-                t = time.perf_counter()
-                session.run(None, feed)
-                times["ort"].append(time.perf_counter() - t)
-    for key, ts in times.items():
-        if ts:
-            row[f"{key}_ms"] = 1e3 * statistics.median(ts[warmup:])
-    return row
+            session = _ort_session(model, imgsz, Path(tmp), variant.replace(":", "-") + scale)
+    return row, _fused(model.model), session
 
 
-def measure_all(variants, progress: bool = True, models: dict | None = None, **kwargs) -> list[dict]:
-    """``measure`` for each variant, with a progress bar (each variant builds, counts, exports and times);
-    ``models``: {variant: YOLO} already built, used where given."""
+def measure_all(variants, progress: bool = True, models: dict | None = None, scale: str = "n", imgsz: int = 640,
+                runs: int = 30, warmup: int = 5, onnx: bool = True, latency: bool = True) -> list[dict]:
+    """One row per variant (see ``COLUMNS``; latencies in ms, None where not measured), with progress bars.
+
+    Every variant is built, counted and exported first; then the timing goes round by round over
+    all variants (torch, then ORT, for each), so that load from other processes, which drifts over
+    minutes, falls on every variant alike. ``models``: {variant: YOLO} already built, used where given.
+    """
+    import torch
     from tqdm.auto import tqdm
 
     models = models or {}
-    return [measure(v, model=models.get(v), **kwargs)
-            for v in tqdm(list(variants), desc="models", unit="variant", disable=not progress)]
+    prepared = [_prepare(v, scale, imgsz, onnx, latency, models.get(v))
+                for v in tqdm(list(variants), desc="build, count, export", unit="variant", disable=not progress)]
+    if not latency:
+        return [row for row, _, _ in prepared]
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    feed = x.numpy()
+    times = [{"torch": [], "ort": []} for _ in prepared]
+    with torch.inference_mode():
+        for _ in tqdm(range(warmup + runs), desc="timing rounds", unit="round", disable=not progress):
+            for (row, fused, session), ts in zip(prepared, times):
+                t = time.perf_counter()
+                fused(x)
+                ts["torch"].append(time.perf_counter() - t)
+                if session is not None:
+                    t = time.perf_counter()
+                    session.run(None, {session.get_inputs()[0].name: feed})
+                    ts["ort"].append(time.perf_counter() - t)
+    for (row, _, _), ts in zip(prepared, times):
+        for key, t in ts.items():
+            if t:
+                row[f"{key}_ms"] = 1e3 * statistics.median(t[warmup:])
+                row[f"{key}_min_ms"] = 1e3 * min(t[warmup:])
+    return [row for row, _, _ in prepared]
+
+
+def measure(variant: str, **kwargs) -> dict:
+    """``measure_all`` for one variant."""
+    return measure_all([variant], progress=False, **kwargs)[0]
 
 
 def conditions() -> str:
@@ -243,8 +257,8 @@ def conditions() -> str:
 
 def markdown(rows: list[dict], runs: int | None = None) -> str:
     """The table as markdown; latency columns only when some row has them."""
-    def ms(v):
-        return "–" if v is None else f"{v:.1f}"
+    def ms(median, low):
+        return "–" if median is None else f"{median:.0f} ({low:.0f})"
 
     lat = any(r["torch_ms"] is not None for r in rows)
     head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms", "ORT ms"] if lat else [])
@@ -254,12 +268,13 @@ def markdown(rows: list[dict], runs: int | None = None) -> str:
                  f"{r['attention_params']:,}", f"{r['gflops']:.2f}",
                  f"{r['attention_gflops']:.3f} ({100 * r['attention_gflops'] / r['gflops_all']:.1f}%)"]
         if lat:
-            cells += [ms(r["torch_ms"]), ms(r["ort_ms"])]
+            cells += [ms(r["torch_ms"], r["torch_min_ms"]), ms(r["ort_ms"], r["ort_min_ms"])]
         lines.append("| " + " | ".join(cells) + " |")
     note = ("GFLOPs: ultralytics' count (thop) at 640×640. attn GFLOPs*: the attention modules' matmuls and convs "
             "(ours and ultralytics' own; torch FlopCounterMode), in brackets their share of the model's.")
     if lat:
-        note += f" Latency: batch 1, 640×640, fused model, median of {runs} runs after warm-up."
+        note += (f" Latency: batch 1, 640×640, fused model, median (minimum) of {runs} runs after warm-up, "
+                 "the variants timed round by round.")
     return "\n".join(lines) + "\n\n" + note
 
 

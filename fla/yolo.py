@@ -17,7 +17,11 @@ YAML names ``C2f_FLA``, ``C3k2_FLA``, ``C2PSA_FLA`` and ``FLABlock`` without for
 from __future__ import annotations
 
 import copy
+import copyreg
+import difflib
 import functools
+import importlib.metadata
+import operator
 import re
 from pathlib import Path
 
@@ -30,10 +34,11 @@ from torch import nn  # noqa: E402
 from ultralytics.nn import tasks  # noqa: E402
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv  # noqa: E402
 from ultralytics.nn.modules.block import Bottleneck, C3k, PSABlock  # noqa: E402
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 from .attention import FocusedLinearAttention  # noqa: E402
 
-__all__ = ["Bottleneck_FLA", "C2f_FLA", "C3k2_FLA", "PSABlock_FLA", "C2PSA_FLA", "FLABlock", "register", "model_yaml",
+__all__ = ["Bottleneck_FLA", "C2f_FLA", "C3k2_FLA", "PSABlock_FLA", "C2PSA_FLA", "FLABlock", "register", "fla_branch", "transfer", "TransferTrainer", "DISTRIBUTION", "model_yaml",
            "VARIANTS", "DEFAULT_VARIANTS", "model_summary"]
 
 CFG_DIR = Path(__file__).parent / "cfg"
@@ -59,6 +64,21 @@ def heads_for(channels: int, head_dim: int = 32) -> int:
     return heads
 
 
+def fla_branch(dim: int, num_heads: int | None = None, **fla_kwargs) -> FocusedLinearAttention:
+    """FLA for a residual branch ``x + FLA(x)`` that starts as a no-op: its output projection is zero.
+
+    Every block here adds its attention through such a branch, so a model with our blocks computes
+    at step 0 exactly what the model without them computes: pretrained weights loaded with
+    ``transfer`` keep their accuracy (notebook 05). The branch is not dead: the projection's
+    gradient is (output gradient) x (attention output), non-zero, and after the first step the
+    inner weights get gradients as well (tests/test_yolo_transfer.py).
+    """
+    attn = FocusedLinearAttention(dim, num_heads or heads_for(dim), **fla_kwargs)
+    nn.init.zeros_(attn.proj.weight)
+    nn.init.zeros_(attn.proj.bias)
+    return attn
+
+
 class Bottleneck_FLA(nn.Module):
     """YOLOv8 bottleneck whose output passes a focused-linear-attention residual branch.
 
@@ -66,8 +86,9 @@ class Bottleneck_FLA(nn.Module):
 
     The seed called the attention only when there was no shortcut, so in YOLOv8's backbone
     (shortcut=True) it was built but never used. Here it is always in the path, as a residual
-    branch: at initialisation the block stays close to the stock bottleneck, which keeps
-    training from scratch stable, and the shortcut keeps its usual meaning.
+    branch that starts as a no-op (``fla_branch``): at initialisation the block *is* the stock
+    bottleneck, so pretrained weights keep their meaning and training from scratch starts from
+    the stock network; the shortcut keeps its usual meaning.
     """
 
     def __init__(self, c1: int, c2: int, shortcut: bool = True, g: int = 1, k=(3, 3), e: float = 0.5, **fla_kwargs):
@@ -75,8 +96,7 @@ class Bottleneck_FLA(nn.Module):
         c_ = int(c2 * e)
         self.cv1 = Conv(c1, c_, k[0], 1)
         self.cv2 = Conv(c_, c2, k[1], 1, g=g)
-        fla_kwargs.setdefault("num_heads", heads_for(c2))
-        self.attn = FocusedLinearAttention(c2, **fla_kwargs)
+        self.attn = fla_branch(c2, **fla_kwargs)
         self.add = shortcut and c1 == c2
 
     def forward(self, x):
@@ -127,7 +147,7 @@ class PSABlock_FLA(PSABlock):
 
     def __init__(self, c: int, num_heads: int | None = None, shortcut: bool = True, **fla_kwargs):
         super().__init__(c, attn_ratio=0.5, num_heads=max(c // 64, 1), shortcut=shortcut)
-        self.attn = FocusedLinearAttention(c, num_heads or heads_for(c), **fla_kwargs)
+        self.attn = fla_branch(c, num_heads, **fla_kwargs)
 
 
 class C2PSA_FLA(C2PSA):
@@ -140,11 +160,11 @@ class C2PSA_FLA(C2PSA):
 
 class FLABlock(nn.Module):
     """Standalone neck block ``x + FLA(x)``; channels come from the previous layer (YAML args: ``[]``
-    or ``[num_heads]``). The residual lets the block start near identity in a detector trained from scratch."""
+    or ``[num_heads]``). It starts as the identity (``fla_branch``), in a pretrained or a fresh detector."""
 
     def __init__(self, c1: int, num_heads: int | None = None, **fla_kwargs):
         super().__init__()
-        self.attn = FocusedLinearAttention(c1, num_heads or heads_for(c1), **fla_kwargs)
+        self.attn = fla_branch(c1, num_heads, **fla_kwargs)
 
     def forward(self, x):
         return x + self.attn(x)
@@ -222,6 +242,7 @@ def register() -> None:
         tasks.parse_model = _with_fla(tasks.parse_model)
     for cls in (Bottleneck_FLA, C2f_FLA, C3k2_FLA, PSABlock_FLA, C2PSA_FLA, FLABlock):  # also resolvable by name, like ultralytics' own blocks
         setattr(tasks, cls.__name__, cls)
+    _checkpoints()
 
 
 def model_yaml(variant: str = "base", scale: str = "n") -> str:
@@ -249,6 +270,135 @@ def model_summary(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> dict:
     macs, params = thop.profile(copy.deepcopy(net), inputs=[im], verbose=False)
     attn = sum(m.numel() for mod in net.modules() if isinstance(mod, FocusedLinearAttention) for m in mod.parameters())
     return {"params": int(params), "attention_params": int(attn), "gflops": 2 * macs / 1e9}
+
+
+# --- Pretrained transfer -----------------------------------------------------------------------
+
+
+def _layer_map(src_yaml: dict, dst_yaml: dict) -> dict[int, int]:
+    """Source layer index -> destination layer index, from the two YAMLs' layer lists aligned by module
+    name (ours read as the ultralytics block they stand in for): a neck ``FLABlock`` is an inserted layer,
+    and every later layer keeps its source tensors although its index moved by one."""
+    def names(d):
+        return [_STAND_INS[n][0] if n in _STAND_INS and n != "FLABlock" else n for _, _, n, _ in d["backbone"] + d["head"]]
+
+    matcher = difflib.SequenceMatcher(None, names(src_yaml), names(dst_yaml), autojunk=False)
+    return {a + k: b + k for a, b, n in matcher.get_matching_blocks() for k in range(n)}
+
+
+def transfer(model, weights, verbose: bool = True) -> int:
+    """Load a pretrained detector into ``model`` (a YOLO or DetectionModel); returns how many of ``model``'s
+    tensors now hold pretrained values (notebook 05, ``fla train --weights``).
+
+    ultralytics' ``DetectionModel.load`` does the transfer: tensors whose names and shapes match, the
+    detection head rebuilt for another class count. Names carry layer indices, so the pretrained layers
+    are first renumbered along ``_layer_map``. Our attention is new and starts as a no-op
+    (``fla_branch``): where every pretrained tensor finds its place, the model then computes exactly
+    what the pretrained one did. ``weights``: a ``.pt`` path (``yolov8n.pt``, a ``best.pt``), a YOLO or a
+    DetectionModel.
+    """
+    from ultralytics.engine.model import Model
+
+    net = model.model if isinstance(model, Model) else model
+    source = weights
+    if isinstance(weights, (str, Path)):
+        weights, _ = tasks.load_checkpoint(weights)
+    src = copy.deepcopy(weights.model if isinstance(weights, Model) else weights).float()
+    layers = [nn.Identity() for _ in net.model]
+    for a, b in _layer_map(src.yaml, net.yaml).items():
+        layers[b] = src.model[a]
+    src.model = nn.Sequential(*layers)
+    net.load(src, verbose=False)
+    theirs, ours = src.state_dict(), net.state_dict()
+    n = sum(k in theirs and theirs[k].shape == v.shape and torch.equal(theirs[k].to(v), v) for k, v in ours.items())
+    if verbose:
+        tasks.LOGGER.info(f"fla: transferred {n}/{len(ours)} tensors from {source}")
+    return n
+
+
+class TransferTrainer(DetectionTrainer):
+    """ultralytics' detection trainer whose ``pretrained=PATH`` goes through ``transfer`` (``fla train --weights``),
+    so a neck FLABlock does not cut the transfer off at its layer. DDP workers rebuild it by name."""
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        model = super().get_model(cfg, None, verbose)
+        if weights is not None:
+            transfer(model, weights, verbose=verbose)
+        return model
+
+
+# --- Checkpoints ----------------------------------------------------------------------------------
+
+DISTRIBUTION = "fla-teach"  # what pip installs; the import name is fla, which flash-linear-attention uses as well
+
+
+class _Requirement:
+    """Unpickles as ``importlib.metadata.version("fla-teach")``: the first thing a checkpoint of our blocks
+    reads, before any ``fla.*`` name. Where fla-teach is missing, loading stops with
+    ``PackageNotFoundError: No package metadata was found for fla-teach``, which names the distribution,
+    instead of ``No module named 'fla'``, on which ultralytics' AutoInstall runs ``pip install fla``
+    (someone else's package). A metadata lookup runs no code of ours, so ULTRALYTICS_SAFE_LOAD may allow it."""
+
+    def __reduce__(self):
+        return importlib.metadata.version, (DISTRIBUTION,)
+
+
+class _Empty:
+    """Unpickles as an empty instance of ``cls``, as pickle itself builds objects (state comes after)."""
+
+    def __init__(self, cls):
+        self.cls = cls
+
+    def __reduce__(self):
+        return copyreg._reconstructor, (self.cls, object, None)
+
+
+_REQUIREMENT = _Requirement()
+
+
+def _reduce_ex(self, protocol):
+    """Pickle as usual, but behind ``_REQUIREMENT``: ``getitem((version, empty block), 1)``, then the state."""
+    _, _, state, *rest = object.__reduce_ex__(self, protocol)
+    return (operator.getitem, ((_REQUIREMENT, _Empty(type(self))), 1), state, *rest)
+
+
+def _deepcopy(self, memo):
+    """Copies skip the requirement (``copy`` would otherwise go through ``_reduce_ex``): as torch copies a module."""
+    new = object.__new__(type(self))
+    memo[id(self)] = new
+    new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+    return new
+
+
+def _copy(self):
+    new = object.__new__(type(self))
+    new.__setstate__(self.__getstate__())
+    return new
+
+
+def _modules_of(module) -> list[type]:
+    return [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == module.__name__]
+
+
+def _checkpoints() -> None:
+    """Our blocks pickle behind the requirement; ``torch.load(weights_only=True)`` -- ultralytics'
+    ``ULTRALYTICS_SAFE_LOAD=1`` -- may rebuild them once ``fla.yolo`` is imported.
+
+    Restricted loading refuses every class outside its allow-list; we add ours (the blocks, the
+    attention modules) and the plain functions their pickles call (the metadata lookup, ``getitem``,
+    copyreg's empty-object constructor and its ``object``). Without ``import fla.yolo`` it refuses them
+    with ultralytics' "references types outside the supported Ultralytics checkpoint format".
+    """
+    import sys
+
+    from . import attention
+
+    blocks = _modules_of(sys.modules[__name__])
+    for cls in blocks:
+        cls.__reduce_ex__, cls.__deepcopy__, cls.__copy__ = _reduce_ex, _deepcopy, _copy
+    torch.serialization.add_safe_globals(
+        [*blocks, *_modules_of(attention), importlib.metadata.version, operator.getitem, copyreg._reconstructor, object]
+    )
 
 
 register()

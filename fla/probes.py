@@ -1,0 +1,94 @@
+"""Look inside the trained models of the ablation (notebook 04): where attention goes, how sharp, what rank.
+
+- :func:`attention` — a block's attention weights on the tokens it really sees (its LN'd input).
+- :func:`answer_mass` — on the recall task, the weight each query puts on *the* cell holding its
+  key (1 would be a perfect lookup; 1/N is uniform).
+- :func:`plot_recall_attention` — one query's attention row of several trained models, side by side.
+- :func:`trained_ranks` — numerical rank of the trained attention matrix A and of the paper's
+  equivalent matrix A + D_c (DWC of head channel c as a banded matrix), as notebook 03 measures
+  on random features.
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+
+from . import functional as Fn
+from .tasks import PAIR, QUERY
+
+__all__ = ["attention", "answer_mass", "plot_recall_attention", "trained_ranks"]
+
+
+@torch.no_grad()
+def attention(model, inputs, block: int = 0) -> torch.Tensor:
+    """(B, heads, N, N) row-stochastic weights of ``model.blocks[block]``'s mixer on ``inputs`` (DWC term excluded)."""
+    model.eval()
+    x = model.features(inputs)[block]
+    return model.blocks[block].mixer.attention_matrix(x)
+
+
+def _answer_cells(b) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every query cell of a recall batch: (batch index, query cell, answer cell), flat cell indices."""
+    role, key = b.role.flatten(1), b.key.flatten(1)
+    bi, qi = torch.nonzero(role == QUERY, as_tuple=True)
+    same = (key[bi] == key[bi, qi][:, None]) & (role[bi] == PAIR)  # (Q, N): the pair cell with the query's key
+    return bi, qi, same.float().argmax(dim=1)
+
+
+@torch.no_grad()
+def answer_mass(model, b, block: int = 0) -> torch.Tensor:
+    """(heads,) mean weight a query puts on the cell that holds its key, per head (recall task).
+
+    Averaged over every query of the batch ``b``; compare with 1/N, what uniform attention gives.
+    """
+    a = attention(model, b, block)  # (B, heads, N, N)
+    bi, qi, ai = _answer_cells(b)
+    return a[bi, :, qi, ai].mean(dim=0)
+
+
+def plot_recall_attention(models: dict, b, index: int = 0, query: int = 0, block: int = 0):
+    """One query's attention over the grid for each trained model (the head that finds the answer best).
+
+    ``models``: label -> trained recall model; ``b``: a recall batch; ``index``: which grid;
+    ``query``: which of its queries. The answer cell is ringed, the other pair cells dotted.
+    """
+    import matplotlib.pyplot as plt
+
+    h, w = b.role.shape[-2:]
+    bi, qi, ai = _answer_cells(b)
+    mine = torch.nonzero(bi == index).flatten()
+    q, ans = int(qi[mine[query]]), int(ai[mine[query]])
+    pairs = torch.nonzero(b.role[index].flatten() == PAIR).flatten()
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.4), squeeze=False)
+    for ax, (label, model) in zip(axes[0], models.items()):
+        a = attention(model, b, block)[index, :, q]  # (heads, N)
+        head = int(a[:, ans].argmax())
+        im = ax.imshow(rearrange(a[head], "(h w) -> h w", h=h).numpy(), cmap="viridis", vmin=0)
+        ax.scatter([int(c) % w for c in pairs], [int(c) // w for c in pairs], s=12, c="white", marker=".")
+        ax.scatter([ans % w], [ans // w], s=220, facecolors="none", edgecolors="red", linewidths=2)
+        ax.scatter([q % w], [q // w], s=120, c="red", marker="x")
+        ax.set(title=f"{label}\nhead {head}: {float(a[head, ans]):.2f} on the answer", xticks=[], yticks=[])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle("× query · ○ the cell holding its key · dots: the other pair cells", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def trained_ranks(model, inputs, block: int = 0, index: int = 0, rtol: float | None = None) -> dict:
+    """Numerical ranks of the trained mixer's matrices on one input (notebook 04, against notebook 03).
+
+    ``"A"``: rank of the attention matrix, per head; ``"A + D_c"`` (modules with a DWC): the
+    smallest rank of A_h + D_c over heads h and head channels c, the paper's equivalent attention.
+    Also N and the head dim d, the bound's two sides. rtol: numpy's default, N · eps(float32).
+    """
+    a = attention(model, inputs, block)[index]  # (heads, N, N)
+    mixer = model.blocks[block].mixer
+    n, d = a.shape[-1], mixer.head_dim
+    rtol = n * torch.finfo(torch.float32).eps if rtol is None else rtol
+    out = {"N": n, "d": d, "A": [int(r) for r in Fn.numerical_rank(a, rtol)]}
+    if getattr(mixer, "dwc", None) is not None:
+        h, w = model.features(inputs)[block].shape[-2:]
+        dwc = mixer.dwc_matrix(h, w)  # (d, N, N)
+        out["A + D_c"] = int(Fn.numerical_rank(a[:, None] + dwc[None], rtol).min())
+    return out

@@ -20,11 +20,12 @@ import csv
 import math
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from . import yolo  # noqa: F401  offline switches + our blocks registered before ultralytics is used
-from .yolo import DEFAULT_VARIANTS, VARIANTS, model_summary, model_yaml
+from .yolo import DEFAULT_VARIANTS, VARIANTS, TransferTrainer, model_summary, model_yaml
 
 import torch  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
@@ -95,12 +96,13 @@ def _timing_callbacks(model: YOLO, threads: int) -> list[float]:
 
 
 def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16,
-              device: str | None = None, quick: bool = False, **overrides) -> dict:
+              device: str | None = None, quick: bool = False, weights=None, **overrides) -> dict:
     """Train one variant with one seed and return its results row (see ``COLUMNS``).
 
     ``variant``: a key of ``fla.yolo.VARIANTS`` (yolov8n), or ``"<key>@<scale>"`` such as ``"c2f_fla@s"``.
     ``device``: "cpu", "0", ... (default: the GPU if present). ``overrides`` go to ``YOLO.train``
-    (e.g. ``fraction=0.5``, ``plots=True``)."""
+    (e.g. ``fraction=0.5``, ``plots=True``). ``weights``: a pretrained checkpoint (``yolov8n.pt``, a
+    ``best.pt``) loaded by ``fla.yolo.transfer``; the FLA parts start as a no-op."""
     name, _, scale = variant.partition("@")
     scale = scale or "n"
     if device is None:
@@ -110,11 +112,11 @@ def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, ba
     seconds = _timing_callbacks(model, threads=os.cpu_count() or 1)
     args = dict(
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=True, device=device,
-        project=str(save.parent.resolve()), name=save.name, exist_ok=True, pretrained=False,
+        project=str(save.parent.resolve()), name=save.name, exist_ok=True, pretrained=str(weights) if weights else False,
         amp=device != "cpu", plots=not quick, verbose=not quick, workers=0 if device == "cpu" else 8,
     )
     with _offline_amp_check():
-        metrics = model.train(**{**args, **overrides})
+        metrics = model.train(trainer=TransferTrainer if weights else None, **{**args, **overrides})
     box = metrics.box
     cost = model_summary(model, 640)
     return {
@@ -247,16 +249,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; the table gives mean ± std")
     parser.add_argument("--scale", default="n", choices=list("nsmlx"), help="model scale (yolov8n by default)")
     parser.add_argument("--out", default="runs/fla-helmet", help="where runs, results.csv/.md and curves.png go")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="start every variant from this pretrained checkpoint (yolov8n.pt, a best.pt); "
+                             "prints how many tensors transferred. Use its own --out: runs are keyed without it")
 
 
 def run(args) -> int:
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
     from .data import resolve_data
 
+    if args.weights and not (Path(args.weights).is_file() or args.weights in GITHUB_ASSETS_NAMES):
+        print(f"fla train: --weights {args.weights}: no such file (nor an ultralytics asset name such as yolov8n.pt)",
+              file=sys.stderr)
+        return 2
     preset = QUICK if args.quick else FULL
     epochs, imgsz = args.epochs or preset["epochs"], args.imgsz or preset["imgsz"]
     data = resolve_data(args.data)
     rows = train_all(args.variants, args.seeds, data, args.out, epochs=epochs, imgsz=imgsz, batch=args.batch,
-                     scale=args.scale, quick=args.quick)
+                     scale=args.scale, quick=args.quick, weights=args.weights)
     print(summary_table(rows))
     print(f"{Path(args.out) / 'results.csv'}")
     return 0 if all(math.isfinite(r["map50"]) for r in rows) else 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import yolo  # noqa: F401  offline switches + our blocks registered before checkpoints are unpickled
 
-__all__ = ["val_images", "ground_truth", "show_detections"]
+__all__ = ["val_images", "ground_truth", "split_summary", "show_detections"]
 
 COLOURS = {0: "tab:green", 1: "tab:red"}  # helmet, head
 
@@ -32,11 +32,34 @@ def val_images(data_yaml, n: int = 4, min_heads: int = 1) -> list[Path]:
 
 
 def ground_truth(image) -> list[tuple[int, tuple[float, float, float, float]]]:
-    """``[(class, (cx, cy, w, h)), ...]`` normalised, from the label file that mirrors ``images/`` under ``labels/``."""
-    image = Path(image)
-    label = Path(*("labels" if part == "images" else part for part in image.parts)).with_suffix(".txt")
+    """``[(class, (cx, cy, w, h)), ...]`` normalised, from the label file ultralytics reads for ``image``
+    (``img2label_paths``: the last ``images`` folder of the path becomes ``labels``)."""
+    from ultralytics.data.utils import img2label_paths
+
+    label = Path(img2label_paths([str(image)])[0])
     rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
     return [(int(r[0]), tuple(map(float, r[1:5]))) for r in rows]
+
+
+def split_summary(data_yaml) -> list[dict]:
+    """Per split of ``data_yaml`` (train, val, test): images, boxes per class and images with at least one box
+    of each class — how much evidence a score on that split rests on (notebook 06)."""
+    import yaml
+
+    data_yaml = Path(data_yaml)
+    cfg = yaml.safe_load(data_yaml.read_text())
+    root, names = Path(cfg.get("path") or data_yaml.parent), cfg["names"]
+    rows = []
+    for split in ("train", "val", "test"):
+        if not cfg.get(split):
+            continue
+        labels = [[c for c, _ in ground_truth(image)] for image in sorted((root / cfg[split]).glob("*.jpg"))]
+        row = {"split": split, "images": len(labels)}
+        for k, name in names.items():
+            row[f"{name} boxes"] = sum(classes.count(k) for classes in labels)
+            row[f"images with {name}"] = sum(k in classes for classes in labels)
+        rows.append(row)
+    return rows
 
 
 def show_detections(weights: dict, images, imgsz: int = 640, conf: float = 0.25, device: str = "cpu"):

@@ -1,4 +1,4 @@
-"""``fla train`` end to end on the real helmet subset: tiny CPU runs (1 epoch, small images)."""
+"""``fla train`` end to end on the real helmet subset: tiny CPU runs (1 epoch, small images); its usage errors."""
 from __future__ import annotations
 
 import csv
@@ -8,25 +8,26 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import fla.train as T
 from fla import FocusedLinearAttention
 from fla.__main__ import main
+from fla.stats import Detections
 
 from conftest import REPO, SHARED
+from test_stats import detections
 
 HELMET = SHARED / "data" / "helmet"
 QUICK = (T.QUICK["epochs"], T.QUICK["imgsz"])
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}"),
-]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A private, writable copy: ultralytics writes label caches next to the labels."""
+    if not (HELMET / "data.yaml").is_file():
+        pytest.skip(f"helmet subset not at {HELMET}")
     root = tmp_path_factory.mktemp("helmet") / "helmet"
     shutil.copytree(HELMET, root)
     for p in [root, *root.rglob("*")]:
@@ -54,26 +55,51 @@ def _csv(path):
         return reader.fieldnames, list(reader)
 
 
+@pytest.mark.slow
 def test_quick_cli_writes_table_markdown_and_curves(quick_run):
     header, rows = _csv(quick_run / "results.csv")
     assert header == T.COLUMNS
     assert [r["variant"] for r in rows] == ["base", "c2f_fla", "neck_fla"]
     for r in rows:
         assert (int(r["epochs"]), int(r["imgsz"]), r["device"]) == (*QUICK, "cpu")
-        for col in ("map50", "map50_95", "precision", "recall", "gflops", "s_per_epoch"):
+        for col in ("map50", "map50_95", "precision", "recall", "gflops", "s_per_epoch", *T.TEST_COLUMNS):
             assert math.isfinite(float(r[col])), (r["variant"], col)
         assert 0 <= float(r["map50_95"]) <= float(r["map50"]) <= 1
+        assert 0 <= float(r["test_map50_95"]) <= float(r["test_map50"]) <= 1
         assert float(r["s_per_epoch"]) > 0
-        assert (T.run_dir(quick_run, r["variant"], 0, *QUICK) / "weights" / "best.pt").is_file()
+        folder = T.run_dir(quick_run, r["variant"], 0, *QUICK)
+        assert (folder / "weights" / "best.pt").is_file() and (folder / T.DETECTIONS).is_file()
     params = {r["variant"]: int(r["params"]) for r in rows}
     gflops = {r["variant"]: float(r["gflops"]) for r in rows}
     for v in ("c2f_fla", "neck_fla"):
         assert params["base"] < params[v] and gflops["base"] < gflops[v]
     md = (quick_run / "results.md").read_text()
-    assert all(f"| {v} |" in md for v in params) and "±" in md and "time vs base" in md
+    assert all(f"| {v} |" in md for v in params) and "±" in md and "time vs base" in md and "test mAP50" in md
+    paired = [line for line in md.splitlines() if line.startswith("- `")]
+    assert [line.split("`")[1] for line in paired] == ["c2f_fla", "neck_fla"]
+    assert all(line.count("0: ") == 2 and "1 seed, 100 test images" in line for line in paired), paired
+    _, table = _csv(quick_run / "paired.csv")
+    assert [(r["variant"], r["metric"]) for r in table] == [(v, m) for v in ("c2f_fla", "neck_fla") for m in ("map50", "map50_95")]
+    assert all(float(r["low"]) <= float(r["diff"]) <= float(r["high"]) and r["n_boot"] == "200" for r in table)
     assert (quick_run / "curves.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_test_columns_score_best_pt_on_the_test_split_only(quick_run, data):
+    """The saved detections are best.pt's on the test images (none of them a validation image), and re-scoring them
+    with ``fla.stats`` (the bootstrap's path) gives the test columns that ultralytics' validator wrote."""
+    row = next(r for r in T.read_results(quick_run) if r["variant"] == "c2f_fla")
+    saved = Detections.load(T.run_dir(quick_run, "c2f_fla", 0, *QUICK) / T.DETECTIONS)
+    folder = data.parent / "images"
+    assert saved.images == sorted(p.name for p in (folder / "test").glob("*.jpg"))
+    assert not set(saved.images) & {p.name for p in (folder / "val").glob("*.jpg")}
+    assert len(saved.target_cls) == 429  # 285 helmets + 144 heads in the test labels
+    again = saved.metrics()
+    assert [again[k] for k in ("map50", "map50_95", "precision", "recall")] == pytest.approx(
+        [row[c] for c in T.TEST_COLUMNS], abs=1e-9)
+
+
+@pytest.mark.slow
 def test_rerun_skips_finished_runs_and_trains_missing_ones(quick_run, data, capsys):
     rows = T.read_results(quick_run)
     weights = T.run_dir(quick_run, "base", 0, *QUICK) / "weights" / "best.pt"
@@ -89,6 +115,39 @@ def test_rerun_skips_finished_runs_and_trains_missing_ones(quick_run, data, caps
     assert [r["variant"] for r in T.read_results(quick_run)] == ["base", "c2f_fla", "neck_fla"]
 
 
+@pytest.mark.slow
+def test_results_without_test_columns_get_them_filled_in(quick_run, data, capsys):
+    """A results.csv from before the test split (no test_* columns): the rerun scores each best.pt on test
+    instead of training again, and gets the numbers a fresh run wrote."""
+    rows = T.read_results(quick_run)
+    old = [c for c in T.COLUMNS if c not in T.TEST_COLUMNS]
+    with open(quick_run / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, old)
+        w.writeheader()
+        w.writerows({k: r[k] for k in old} for r in rows)
+    assert all(math.isnan(r["test_map50"]) for r in T.read_results(quick_run))
+    capsys.readouterr()
+    T.train_all(["base", "c2f_fla"], [0], data, quick_run, epochs=QUICK[0], imgsz=QUICK[1], quick=True, n_boot=20)
+    log = capsys.readouterr().out
+    assert log.count("done before; scoring its best.pt on the test split") == 2 and "training under" not in log
+    again = {r["variant"]: r for r in T.read_results(quick_run)}
+    for r in rows:
+        if r["variant"] != "neck_fla":
+            assert [again[r["variant"]][c] for c in T.TEST_COLUMNS] == pytest.approx([r[c] for c in T.TEST_COLUMNS])
+    assert math.isnan(again["neck_fla"]["test_map50"])  # not asked for in this rerun: left as it was
+
+
+def test_a_finished_row_without_its_checkpoint_is_a_clear_error(tmp_path):
+    row = dict(variant="base", seed=0, epochs=1, imgsz=160, device="cpu", map50=0.1, map50_95=0.05, precision=0.1,
+               recall=0.1, params=1, gflops=1.0, s_per_epoch=1.0, **dict.fromkeys(T.TEST_COLUMNS, math.nan))
+    T.write_results([row], tmp_path)
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text("train: images/train\nval: images/val\ntest: images/test\nnc: 2\nnames: {0: helmet, 1: head}\n")
+    with pytest.raises(T.RunError, match="best.pt is gone; delete its row"):
+        T.train_all(["base"], [0], yaml, tmp_path, epochs=1, imgsz=160, quick=True)
+
+
+@pytest.mark.slow
 def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
     real, calls = T.train_one, []
 
@@ -131,6 +190,7 @@ def _losses(log):
     return [{k: v for k, v in epoch.items() if "loss" in k} for epoch in log]
 
 
+@pytest.mark.slow
 def test_same_seed_on_cpu_gives_identical_metrics(seeded_runs):
     (a, log_a), (b, log_b), (c, log_c) = seeded_runs[0]
     metrics = [k for k in T.COLUMNS if k != "s_per_epoch"]
@@ -139,11 +199,13 @@ def test_same_seed_on_cpu_gives_identical_metrics(seeded_runs):
     assert _losses(log_a) != _losses(log_c), "a different seed must change the run"
 
 
+@pytest.mark.slow
 def test_fla_validates_on_rectangular_batches(seeded_runs):
     _, seen = seeded_runs
     assert any(h != w for h, w in seen), f"validation never gave the attention a non-square map: {sorted(seen)}"
 
 
+@pytest.mark.slow
 def test_best_checkpoint_reloads_and_predicts_in_a_fresh_process(quick_run):
     best = T.run_dir(quick_run, "c2f_fla", 0, *QUICK) / "weights" / "best.pt"
     image = next((HELMET / "images" / "val").glob("*.jpg"))
@@ -176,14 +238,70 @@ def test_amp_check_never_downloads(monkeypatch, tmp_path):
     assert check(on_gpu) == "real"
 
 
-def test_summary_gives_mean_spread_and_time_vs_the_base_of_the_same_scale():
-    def row(variant, seed, map50, s):
-        return dict(variant=variant, seed=seed, epochs=2, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
-                    precision=0.5, recall=0.5, params=1_000_000, gflops=8.0, s_per_epoch=s)
+def _row(variant, seed, map50, s, test=math.nan):
+    return dict(variant=variant, seed=seed, epochs=2, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
+                precision=0.5, recall=0.5, params=1_000_000, gflops=8.0, s_per_epoch=s, test_map50=test,
+                test_map50_95=test / 2, test_precision=0.4, test_recall=0.4)
 
-    rows = [row("base", 0, 0.2, 10.0), row("base", 1, 0.4, 12.0), row("c2f_fla", 0, 0.3, 11.0), row("c2f_fla", 1, 0.3, 11.0),
-            row("base@s", 0, 0.5, 20.0), row("c2f_fla@s", 0, 0.6, 30.0)]
+
+def test_summary_gives_mean_spread_and_time_vs_the_base_of_the_same_scale():
+    rows = [_row("base", 0, 0.2, 10.0, 0.1), _row("base", 1, 0.4, 12.0, 0.3), _row("c2f_fla", 0, 0.3, 11.0, 0.2),
+            _row("c2f_fla", 1, 0.3, 11.0, 0.2), _row("base@s", 0, 0.5, 20.0), _row("c2f_fla@s", 0, 0.6, 30.0)]
     lines = {line.split(" | ")[0].strip("| "): line for line in T.summary_table(rows).splitlines()[2:]}
-    assert "| 2 |" in lines["base"] and "0.300 ± 0.141" in lines["base"] and "11.00" in lines["base"]
+    assert "| 2 |" in lines["base"] and "| 0.300 ± 0.141 | 0.150 ± 0.071 |" in lines["base"] and "11.00" in lines["base"]
+    assert "| 0.200 ± 0.141 | 0.100 ± 0.071 |" in lines["base"]  # test mAP50, mAP50-95
     assert "0.300 ± 0.000" in lines["c2f_fla"] and lines["c2f_fla"].endswith("| 1.00× |")
     assert lines["c2f_fla@s"].endswith("| 1.50× |") and "0.600 ± 0.000" in lines["c2f_fla@s"]
+    assert "| – | – |" in lines["c2f_fla@s"]  # no test split scored: no test columns, not "nan"
+
+
+def test_old_results_csv_reads_with_empty_test_columns(tmp_path):
+    old = ["variant", "seed", "epochs", "imgsz", "device", "map50", "map50_95", "precision", "recall", "params", "gflops",
+           "s_per_epoch"]
+    (tmp_path / "results.csv").write_text(",".join(old) + "\nbase,0,30,320,cpu,0.127,0.046,0.194,0.199,3011238,8.19,5.42\n")
+    (row,) = T.read_results(tmp_path)
+    assert (row["variant"], row["epochs"], row["map50"]) == ("base", 30, 0.127)
+    assert list(row) == T.COLUMNS and all(math.isnan(row[c]) for c in T.TEST_COLUMNS)
+
+
+def test_compare_pairs_seeds_and_says_whether_the_interval_excludes_zero(tmp_path):
+    """Detections with a known answer written where the runs keep them: c2f_fla finds one more box on every
+    test image than base (with either seed), neck_fla exactly what base finds."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (0, 1):
+        hits = rng.integers(0, 3, 40)
+        for variant, found in (("base", hits), ("c2f_fla", hits + 1), ("neck_fla", hits)):
+            folder = T.run_dir(tmp_path, variant, seed, 2, 160)
+            folder.mkdir(parents=True)
+            detections(found, seed=seed).save(folder / T.DETECTIONS)
+            rows.append(_row(variant, seed, 0.1, 1.0, 0.1))
+    found = T.compare(rows, tmp_path, n_boot=100)
+    assert [(c["variant"], c["metric"], c["seeds"], c["images"]) for c in found] == [
+        (v, m, 2, 40) for v in ("c2f_fla", "neck_fla") for m in ("map50", "map50_95")]
+    lines = T.comparison_lines(found)
+    assert len(lines) == 2
+    assert lines[0].startswith("- `c2f_fla` − `base` (2 epochs, 160 px, 2 seeds, 40 test images)")
+    assert lines[0].count("excludes 0: variant better") == 2
+    assert lines[1].count("+0.000 [+0.000, +0.000] includes 0: no difference shown") == 2
+    T.write_results(rows, tmp_path, found)
+    assert "\n".join(lines) in (tmp_path / "results.md").read_text()
+
+
+def _fla(*args):
+    return subprocess.run([sys.executable, "-m", "fla", "train", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "-3"], "argument --epochs: must be at least 1, got -3"),
+    (["--imgsz", "0"], "argument --imgsz: must be at least 32, got 0"),
+    (["--batch", "0"], "argument --batch: must be at least 1, got 0"),
+    (["--seeds", "0", "x"], "argument --seeds: expected an integer, got 'x'"),
+    (["--variants", "base", "c2f_attention"], "argument --variants: invalid choice: 'c2f_attention'"),
+    (["--data", "/nonexistent/helmet.yaml"], "/nonexistent/helmet.yaml (from --data): no such file or folder."),
+])
+def test_bad_arguments_are_one_line_and_exit_2(args, message, tmp_path):
+    out = _fla(*args, "--out", str(tmp_path))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.startswith(f"fla train: ") and message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and out.stdout == ""

@@ -358,9 +358,13 @@ def run_ablation(out, tasks=TASKS, variants=VARIANTS, seeds=(0, 1, 2), *, quick:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            # Linux: fork, as DataLoader workers do (one torch thread each, so no OpenMP pool is inherited
-            # half-started), and no re-import of __main__; elsewhere fork is unsafe and spawn the default.
-            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            # fork (Linux, a single-threaded caller such as the command line): fast, no re-import of
+            # __main__, one torch thread per worker as in DataLoader workers. A caller with other threads
+            # (a Jupyter kernel) can leave a lock held in the child and hang it: spawn there, and off Linux.
+            import threading
+
+            single = threading.active_count() == 1
+            method = "fork" if sys.platform.startswith("linux") and single else "spawn"
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
                 futures = [pool.submit(_one, *a) for a in args]
                 try:

@@ -35,7 +35,7 @@ def check_p(p: float) -> None:
 
 
 def focus(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Focusing function f_p(x) = ||x|| / ||x**p|| · x**p over the last dim (paper §4.1, notebook 02).
+    """Focusing function f_p(x) = ||x|| / ||x**p|| · x**p over the last dim (paper §4.1, Eq. 6; notebook 02).
 
     Keeps each vector's norm and raises its entries to the power p, so that the large ones
     dominate: the direction moves towards the nearest axis, which sharpens attention between
@@ -81,7 +81,7 @@ def resolve_order(order: str, n: int, m: int, d: int, dv: int) -> str:
 
 
 def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = "auto") -> torch.Tensor:
-    """O_i = phi(Q_i) (Σ_j phi(K_j)^T V_j) / (phi(Q_i) Σ_j phi(K_j)^T)  (paper §3.2, notebook 01).
+    """O_i = phi(Q_i) (Σ_j phi(K_j)^T V_j) / (phi(Q_i) Σ_j phi(K_j)^T)  (paper §3.2, Eqs. 3-4; notebook 01).
 
     q, k are already mapped by a non-negative kernel phi. The two orders give the same result
     up to rounding: "qk" forms the N×M matrix phi(Q)phi(K)^T first (O(NMd)), "kv" the d×d
@@ -101,12 +101,12 @@ def normalise_rows(scores: torch.Tensor) -> torch.Tensor:
 
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """DWC: depthwise k×k conv of x (B, C, H, W) with weight (C, 1, k, k), zero padding k//2
-    (paper §4.2, the rank restoration module; notebook 03)."""
+    (paper §4.2, the rank restoration module, Eq. 10; notebook 03)."""
     return F.conv2d(x, weight, padding=weight.shape[-1] // 2, groups=x.shape[1])
 
 
 def dwc_matrix(weight: torch.Tensor, height: int, width: int, out_size: tuple[int, int] | None = None) -> torch.Tensor:
-    """``depthwise_conv`` on an H×W grid as C banded N×N matrices (paper §4.2, notebook 03).
+    """``depthwise_conv`` on an H×W grid as C banded N×N matrices: M_DWC of the paper's §4.2, Eq. 11 (notebook 03).
 
     weight: (C, 1, k, k). Returns (C, N_out, N) with y_c = D[c] @ x_c on flattened (row-major)
     grids. With out_size, the conv output is resized bilinearly to that grid (the sr_ratio > 1
@@ -131,7 +131,7 @@ def row_entropy(attn: torch.Tensor) -> torch.Tensor:
 
 
 def numerical_rank(matrix: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
-    """Number of singular values above rtol · s_max (paper §4.2's rank argument, notebook 03).
+    """Number of singular values above rtol · s_max (paper §4.2's rank bound, Eq. 9; notebook 03).
 
     Default rtol = max(N, M) · eps of the dtype, the same rule as numpy.linalg.matrix_rank.
     Computed in float64, so the tolerance is that of the input dtype, not of float64.

@@ -35,6 +35,7 @@ from ultralytics.nn import tasks  # noqa: E402
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv  # noqa: E402
 from ultralytics.nn.modules.block import Bottleneck, C3k, PSABlock  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.utils import RANK  # noqa: E402
 
 from .attention import FocusedLinearAttention  # noqa: E402
 
@@ -300,7 +301,7 @@ def transfer(model, weights, verbose: bool = True) -> int:
     from ultralytics.engine.model import Model
 
     net = model.model if isinstance(model, Model) else model
-    source = weights
+    source = weights if isinstance(weights, (str, Path)) else type(weights).__name__  # a path, not a module's repr
     if isinstance(weights, (str, Path)):
         weights, _ = tasks.load_checkpoint(weights)
     src = copy.deepcopy(weights.model if isinstance(weights, Model) else weights).float()
@@ -312,7 +313,7 @@ def transfer(model, weights, verbose: bool = True) -> int:
     theirs, ours = src.state_dict(), net.state_dict()
     n = sum(k in theirs and theirs[k].shape == v.shape and torch.equal(theirs[k].to(v), v) for k, v in ours.items())
     if verbose:
-        tasks.LOGGER.info(f"fla: transferred {n}/{len(ours)} tensors from {source}")
+        print(f"fla: transferred {n}/{len(ours)} tensors from {source}", flush=True)  # stdout, whatever ultralytics' log level
     return n
 
 
@@ -323,7 +324,8 @@ class TransferTrainer(DetectionTrainer):
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = super().get_model(cfg, None, verbose)
         if weights is not None:
-            transfer(model, weights, verbose=verbose)
+            # the count is what --weights promises to print, also in a quiet (quick) run; once, not per DDP rank
+            transfer(model, weights, verbose=RANK in {-1, 0})
         return model
 
 

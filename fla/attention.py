@@ -96,16 +96,25 @@ class _Attention(nn.Module):
         grid = self._key_grid(x)
         keys = grid.flatten(2)
         q, k, v = _pointwise(self.to_q, x.flatten(2)), _pointwise(self.to_k, keys), _pointwise(self.to_v, keys)
-        return q.unflatten(2, x.shape[-2:]), k.unflatten(2, grid.shape[-2:]), v.unflatten(2, grid.shape[-2:])
+        # reshape_as, not unflatten: traced for ONNX, an unflatten's result has a fixed shape
+        return q.reshape_as(x), k.reshape_as(grid), v.reshape_as(grid)
 
     def _heads(self, *ts: torch.Tensor):
-        """(B, C, ...) -> (B, heads, N, d) views (the token axis stays the contiguous one)."""
-        return [rearrange(t.flatten(2), "b (h d) n -> b h n d", h=self.num_heads) for t in ts]
+        """(B, C, ...) -> (B, heads, N, d) views (the token axis stays the contiguous one).
+
+        Torch's own reshapes rather than einops: traced for ONNX, einops bakes B and N in as numbers, and a
+        ``dynamic=True`` export then refuses every other size."""
+        return [t.flatten(2).unflatten(1, (self.num_heads, -1)).transpose(-2, -1) for t in ts]
+
+    @staticmethod
+    def _merge(heads: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N, d) -> (B, C, N), the inverse of ``_heads``."""
+        return heads.transpose(-2, -1).flatten(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._qkv(x)
         out = self.mix(q, k, v)  # (B, C, N)
-        return _pointwise(self.proj, out.to(q.dtype)).unflatten(2, x.shape[-2:]).to(x.dtype)
+        return _pointwise(self.proj, out.to(q.dtype)).reshape_as(x).to(x.dtype)
 
     def attention_matrix(self, x: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, M) row-stochastic weights of the token mixing, in fp32 (notebooks 02, 03)."""
@@ -123,7 +132,7 @@ class SoftmaxAttention(_Attention):
     def mix(self, q, k, v):
         # SDPA's fused CPU kernel wants (B, heads, N, d) with d contiguous; the views are token-major
         heads = (t.contiguous() for t in self._heads(q, k, v))
-        return rearrange(F.scaled_dot_product_attention(*heads), "b h n d -> b (h d) n")
+        return self._merge(F.scaled_dot_product_attention(*heads))
 
     def weights(self, q, k):
         q, k = self._heads(q, k)
@@ -194,7 +203,7 @@ class LinearAttention(_Attention):
         q, k = _wide(q), _wide(k)
         if self.pos is not None:
             pos = _wide(self.pos)
-            if pos.shape[-2:] != k.shape[-2:]:
+            if pos.shape[-2:] != k.shape[-2:] or _exporting():  # exported: a resize for every size, not only the traced one
                 pos = F.interpolate(pos, size=tuple(k.shape[-2:]), mode="bilinear", align_corners=False)
             k = k + pos.to(k.dtype)
         q, k = q.flatten(2), k.flatten(2)
@@ -212,7 +221,7 @@ class LinearAttention(_Attention):
             phi_q, phi_k = self.features(q, k, fast)
             v = _wide(v)
             attend = kernels.linear_attention if fast else Fn.linear_attention
-            out = rearrange(attend(*self._heads(phi_q, phi_k, v), self.order), "b h n d -> b (h d) n")
+            out = self._merge(attend(*self._heads(phi_q, phi_k, v), self.order))
             if self.dwc is None:
                 return out
             return out.add_(self.dwc_term(v, q.shape[-2:], fast))  # in place: nothing saved the sum for backward

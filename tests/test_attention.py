@@ -390,7 +390,11 @@ def test_onnx_export_runs_the_reference_path(tmp_path, sr_ratio):
     m = FocusedLinearAttention(16, num_heads=2, pos_size=4, sr_ratio=sr_ratio).eval()
     x = torch.randn(1, 16, 6, 8)
     path = tmp_path / "fla.onnx"
-    torch.onnx.export(m, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False)
-    (y,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
-    with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(y), m(x), atol=1e-5, rtol=1e-4)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(m, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+                      dynamic_axes={"x": axes, "y": axes})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for x in (x, torch.randn(2, 16, 10, 4), torch.randn(1, 16, 4, 4)):  # traced size; others (dynamic axes; pos unresized at 4x4)
+        (y,) = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(y), m(x), atol=1e-5, rtol=1e-4)

@@ -1,5 +1,6 @@
 """ONNX export of every FLA variant through ultralytics (``YOLO(best.pt).export(format="onnx")``), and
-ONNX Runtime's outputs against torch's on a real photo, square and rectangular.
+ONNX Runtime's outputs against torch's on a real photo: a static export at 640×640, and a ``dynamic=True``
+export run at a landscape letterbox (480×640).
 
 The attention's fast paths are autograd Functions the exporter cannot trace; under export the modules
 take their reference path (fla.attention), which this test exercises end to end.
@@ -19,7 +20,6 @@ from yolo_common import HELMET, attention_modules, fla_variants, photo
 ort = pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
 pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
 
-SIZES = [(640, 640), (480, 640)]  # (H, W): ultralytics' default, and a landscape letterbox
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +56,20 @@ def parts(y, end2end: bool):
     return (y[..., :4], y[..., 4]) if end2end else (y[:, :4], y[:, 4:])
 
 
-@pytest.mark.parametrize("hw", SIZES, ids=lambda hw: f"{hw[0]}x{hw[1]}")
+EXPORTS = {"640x640": {"imgsz": (640, 640)}, "dynamic": {"imgsz": (640, 640), "dynamic": True}}
+RUN_AT = {"640x640": (640, 640), "dynamic": (480, 640)}  # a dynamic export runs at a size it was not traced at
+
+
+@pytest.mark.parametrize("export", EXPORTS)
 @pytest.mark.parametrize("variant", fla_variants())
-def test_onnx_runtime_matches_torch(checkpoints, variant, hw, tmp_path):
+def test_onnx_runtime_matches_torch(checkpoints, variant, export, tmp_path):
     ckpt = tmp_path / checkpoints[variant].name
     ckpt.write_bytes(checkpoints[variant].read_bytes())  # the .onnx goes next to it
     model = YOLO(ckpt)
     assert attention_modules(model.model)
-    onnx_file = model.export(format="onnx", imgsz=hw)  # ultralytics' defaults otherwise (simplify, opset)
+    onnx_file = model.export(format="onnx", **EXPORTS[export])  # ultralytics' defaults otherwise (simplify, opset)
 
+    hw = RUN_AT[export]
     x = photo(hw)
     net = YOLO(ckpt).model.float().eval()
     with torch.no_grad():
@@ -83,7 +88,7 @@ def test_onnx_runtime_matches_torch(checkpoints, variant, hw, tmp_path):
             torch.nn.init.zeros_(a.proj.weight)
         effect = (net(x)[0] - expected).abs().max().item()
     ort_vs_exact, torch_vs_exact = (got - exact).abs().max().item(), (expected - exact).abs().max().item()
-    print(f"ONNX {variant} {hw[0]}x{hw[1]}: rel boxes {rel_boxes:.1e}, rel scores {rel_scores:.1e}; max abs {err:.1e} "
+    print(f"ONNX {variant} {export} at {hw[0]}x{hw[1]}: rel boxes {rel_boxes:.1e}, rel scores {rel_scores:.1e}; max abs {err:.1e} "
           f"(ORT vs float64 {ort_vs_exact:.1e}, torch fp32 vs float64 {torch_vs_exact:.1e}); attention's effect {effect:.0f}")
     assert rel_boxes <= 1e-4 and rel_scores <= 1e-4
     assert ort_vs_exact <= 2 * torch_vs_exact  # ONNX Runtime is as exact as torch's own float32

@@ -42,6 +42,7 @@ from einops import rearrange
 from torch import nn
 
 from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
+from .files import write_atomic, write_csv
 from .tasks import HelmetTask, RecallTask
 
 __all__ = [
@@ -496,19 +497,13 @@ def write_outputs(rows: list[dict], out, figure: bool = True) -> None:
     """``OUT/ablation.csv``, ``OUT/ablation.md`` and (``figure``) ``OUT/ablation.png``, each written atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".ablation.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        w.writerows({k: r[k] for k in COLUMNS} for r in rows)
-    os.replace(tmp, out / "ablation.csv")
+    write_csv(out / "ablation.csv", COLUMNS, rows)
     text = ["# Ablation: the token mixer, everything else fixed", "",
             "Mean ± standard deviation over seeds (n = number of seeds); `fla ablate`, see `fla/ablate.py`.", "",
             summary_table(rows) if rows else "(no runs yet)", "",
             "What each step did (a difference counts when it exceeds twice its standard error over seeds):", "",
             "```", verdicts(rows), "```", ""]
-    (out / ".ablation.md.tmp").write_text("\n".join(text))
-    os.replace(out / ".ablation.md.tmp", out / "ablation.md")
+    write_atomic(out / "ablation.md", "\n".join(text))
     if figure and rows:
         plot(rows, out / "ablation.png")
 

@@ -28,6 +28,8 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
+from ..files import write_atomic
+
 __all__ = ["DEFAULT_BASE_URL", "DataError", "get_data", "resolve_data", "manifest", "cache_dir", "remap_labels"]
 
 DEFAULT_BASE_URL = (
@@ -84,16 +86,6 @@ def remap_labels(text: str) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, then rename: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -163,7 +155,7 @@ def _fetch(task: _Task, read: Callable[[str], bytes]) -> None:
         data = remap_labels(data.decode()).encode()
         if _sha256(data) != task.sha:  # cannot happen unless remap_labels changed: guard the manifest's promise
             raise DataError(f"{task.src}: converted labels differ from the manifest's")
-    _write_atomic(task.dest, data)
+    write_atomic(task.dest, data)
 
 
 def _build(out: Path, tasks: list[_Task], read: Callable[[str], bytes], progress: bool) -> Path:
@@ -184,8 +176,8 @@ def _build(out: Path, tasks: list[_Task], read: Callable[[str], bytes], progress
                 future.cancel()
             raise
     for split in SPLITS:
-        _write_atomic(out / f"manifest_{split}.json", json.dumps(manifest(split), indent=1).encode() + b"\n")
-    _write_atomic(out / "data.yaml", DATA_YAML.format(path=json.dumps(str(out))).encode())
+        write_atomic(out / f"manifest_{split}.json", json.dumps(manifest(split), indent=1).encode() + b"\n")
+    write_atomic(out / "data.yaml", DATA_YAML.format(path=json.dumps(str(out))).encode())
     return out / "data.yaml"
 
 
@@ -197,7 +189,7 @@ def _verify_in_place(root: Path) -> Path:
         shown = "\n  ".join(bad[:5]) + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(f"{root}: {len(bad)} file(s) missing or not matching the manifest:\n  {shown}\n{HOW_TO}")
     if not (root / "data.yaml").is_file():
-        _write_atomic(root / "data.yaml", DATA_YAML.format(path=json.dumps(str(root))).encode())
+        write_atomic(root / "data.yaml", DATA_YAML.format(path=json.dumps(str(root))).encode())
     return root / "data.yaml"
 
 

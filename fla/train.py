@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from . import yolo  # noqa: F401  offline switches + our blocks registered before ultralytics is used
+from .files import write_atomic, write_csv
 from .stats import Detections, paired_bootstrap
 from .yolo import DEFAULT_VARIANTS, VARIANTS, TransferTrainer, model_summary, model_yaml
 
@@ -57,7 +58,9 @@ class RunError(RuntimeError):
 
 
 def run_dir(out: Path, variant: str, seed: int, epochs: int, imgsz: int) -> Path:
-    return Path(out) / "runs" / f"{variant}-s{seed}-e{epochs}-{imgsz}px"
+    """``OUT/runs/<variant>-s<seed>-e<epochs>-<imgsz>px``, the family's ``:`` as ``.`` (``yolo11.c3k2_fla``): a
+    colon is not allowed in Windows paths and reads as a drive or URL elsewhere."""
+    return Path(out) / "runs" / f"{variant.replace(':', '.')}-s{seed}-e{epochs}-{imgsz}px"
 
 
 def amp_check_offline(check_amp):
@@ -329,12 +332,7 @@ def write_comparisons(comparisons: list[dict], out) -> None:
     """``OUT/paired.csv``: the rows of ``compare`` (per-seed differences joined by ``;``)."""
     cols = ["variant", "epochs", "imgsz", "device", "metric", "seeds", "images", "n_boot", "diff", "low", "high", "se",
             "seed_sd", "per_seed"]
-    tmp = Path(out) / ".paired.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        w.writerows({**c, "per_seed": ";".join(f"{x:.6f}" for x in c["per_seed"])} for c in comparisons)
-    os.replace(tmp, Path(out) / "paired.csv")
+    write_csv(Path(out) / "paired.csv", cols, ({**c, "per_seed": ";".join(f"{x:.6f}" for x in c["per_seed"])} for c in comparisons))
 
 
 def write_results(rows: list[dict], out, comparisons: list[dict] | None = None) -> None:
@@ -342,12 +340,7 @@ def write_results(rows: list[dict], out, comparisons: list[dict] | None = None) 
     differences when ``comparisons`` are given), written atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".results.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        w.writerows({k: r[k] for k in COLUMNS} for r in rows)
-    os.replace(tmp, out / "results.csv")
+    write_csv(out / "results.csv", COLUMNS, rows)
     md = ["# Helmet mini-training", "", "## Runs", "", markdown_table(COLUMNS, [[_fmt(r[k], 4) for k in COLUMNS] for r in rows]),
           "", "## Per variant (mean ± std over seeds)", "",
           "best.pt is the epoch with the best validation fitness; the test columns score that checkpoint on the "
@@ -358,8 +351,7 @@ def write_results(rows: list[dict], out, comparisons: list[dict] | None = None) 
                "Same resample of test images for both models, mean over the paired seeds"
                f"{f' ({n_boot} resamples)' if n_boot else ''}; `fla.stats.paired_bootstrap`.", "",
                *comparison_lines(comparisons), ""]
-    (out / ".results.md.tmp").write_text("\n".join(md))
-    os.replace(out / ".results.md.tmp", out / "results.md")
+    write_atomic(out / "results.md", "\n".join(md))
 
 
 def read_epochs(out, row: dict) -> list[dict]:
@@ -486,13 +478,60 @@ def add_arguments(parser) -> None:
                              "prints how many tensors transferred. Use its own --out: runs are keyed without it")
 
 
-def _weights(path):
-    """A local checkpoint, or a name ultralytics can fetch (yolov8n.pt); else RunError."""
+#: ultralytics 8.4's release of its pretrained checkpoints (``attempt_download_asset``'s default)
+PRETRAINED_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
+PRETRAINED_TIMEOUT_S = 15  # per connect and per read: offline, the attempt ends in seconds, never hangs
+
+
+def pretrained(name: str = "yolov8n.pt", *, base_url: str | None = None, folder=None,
+               timeout: float = PRETRAINED_TIMEOUT_S, log=print) -> Path | None:
+    """ultralytics' pretrained checkpoint ``name`` (yolov8n.pt, yolo11n.pt, ...): the local copy (current folder,
+    or ``folder``: default ultralytics' weights folder), else downloaded from ``base_url`` (default
+    ``PRETRAINED_URL``) into ``folder``. None when it cannot be had (offline, HTTP error): ``log`` says why, and
+    the caller trains from scratch (notebook 06).
+
+    Our own bounded download rather than ultralytics' (30 s connect timeouts, four tries, curl): the
+    notebooks must not wait on an absent network."""
+    import urllib.error
+    import urllib.request
+
+    from ultralytics.utils import SETTINGS
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
-    if path is None or Path(path).is_file() or path in GITHUB_ASSETS_NAMES:
+    if name not in GITHUB_ASSETS_NAMES:
+        raise RunError(f"{name}: not an ultralytics checkpoint name (e.g. yolov8n.pt, yolo11n.pt)")
+    home = Path(folder or SETTINGS["weights_dir"])
+    for local in (Path(name), home / name):
+        if local.is_file():
+            return local
+    url = f"{(base_url or PRETRAINED_URL).rstrip('/')}/{name}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as e:  # HTTPError is a URLError
+        log(f"{name}: not available ({getattr(e, 'reason', e)} from {url})")
+        return None
+    if len(data) < 100_000:  # an error page or a truncated file, not a checkpoint (yolov8n.pt is 6 MB)
+        log(f"{name}: {url} sent {len(data)} bytes, not a checkpoint")
+        return None
+    home.mkdir(parents=True, exist_ok=True)
+    write_atomic(home / name, data)
+    log(f"{name}: downloaded {len(data) / 2**20:.1f} MiB from {url} into {home}")
+    return home / name
+
+
+def _weights(path):
+    """A local checkpoint, or an ultralytics checkpoint name fetched by ``pretrained``; else RunError."""
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    if path is None or Path(path).is_file():
         return path
-    raise RunError(f"--weights {path}: no such file (nor an ultralytics asset name such as yolov8n.pt)")
+    if path not in GITHUB_ASSETS_NAMES:
+        raise RunError(f"--weights {path}: no such file (nor an ultralytics checkpoint name such as yolov8n.pt)")
+    found = pretrained(path, log=lambda line: print(f"fla train: {line}", file=sys.stderr))
+    if found is None:
+        raise RunError(f"--weights {path}: could not download it; put the file in the current folder or pass its path")
+    return str(found)
 
 
 def run(args) -> int:

@@ -65,3 +65,23 @@ def pytest_runtest_makereport(item, call):
     if report.skipped and isinstance(report.longrepr, tuple) and str(SHARED) in report.longrepr[2] and not present():
         path, line, reason = report.longrepr
         report.longrepr = (path, line, f"{reason} — {HOW_TO}")
+
+
+@pytest.fixture(scope="session")
+def helmet_copy(tmp_path_factory):
+    """data.yaml of a small writable helmet copy, 8 images per split (yolo_common.small_helmet)."""
+    from yolo_common import small_helmet
+
+    return small_helmet(tmp_path_factory.mktemp("helmet"))
+
+
+@pytest.fixture(scope="session")
+def trained_base(helmet_copy, tmp_path_factory):
+    """best.pt of the YOLOv8n base after ``fla train --quick`` (one epoch at imgsz 160 on ``helmet_copy``)."""
+    from fla.__main__ import main
+
+    out = tmp_path_factory.mktemp("base")
+    assert main(["train", "--quick", "--variants", "base", "--data", str(helmet_copy), "--out", str(out)]) == 0
+    (best,) = (out / "runs").glob("base-*/weights/best.pt")
+    return best
+

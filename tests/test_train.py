@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,3 +306,10 @@ def test_bad_arguments_are_one_line_and_exit_2(args, message, tmp_path):
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.startswith(f"fla train: ") and message in out.stderr, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_run_folders_are_portable_and_distinct():
+    folders = {T.run_dir(Path("out"), v, 0, 60, 320).name for v in T.VARIANTS}
+    assert len(folders) == len(T.VARIANTS)
+    assert not any(":" in f for f in folders)
+    assert T.run_dir(Path("out"), "yolo11:c3k2_fla", 1, 60, 320).name == "yolo11.c3k2_fla-s1-e60-320px"

@@ -13,24 +13,10 @@ from ultralytics.nn.tasks import DetectionModel
 
 import fla.yolo as Y
 
-from yolo_common import HELMET, attention_modules, base_of, detection_loss, fla_variants, photo, small_helmet
+from yolo_common import HELMET, attention_modules, base_of, detection_loss, fla_variants, photo
 
 FLA = fla_variants()
 pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return small_helmet(tmp_path_factory.mktemp("helmet"))
-
-
-@pytest.fixture(scope="module")
-def trained_base(data, tmp_path_factory):
-    """best.pt of the YOLOv8n base trained by ultralytics for one epoch on 8 photos."""
-    out = tmp_path_factory.mktemp("base")
-    YOLO(Y.model_yaml("base")).train(data=str(data), epochs=1, imgsz=160, batch=8, workers=0, device="cpu", amp=False,
-                                     plots=False, verbose=False, pretrained=False, project=str(out), name="base")
-    return out / "base" / "weights" / "best.pt"
 
 
 @pytest.fixture(scope="module")

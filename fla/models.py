@@ -279,15 +279,14 @@ def markdown(rows: list[dict], runs: int | None = None) -> str:
 
 
 def add_arguments(parser) -> None:
-    from .__main__ import at_least  # the CLI's argparse types (usage errors: one line, exit 2)
     from .yolo import VARIANTS
 
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
                         help="which variants (default: all): " + ", ".join(VARIANTS))
     parser.add_argument("--scale", default="n", choices=list("nsmlx"))
-    parser.add_argument("--imgsz", type=at_least(32), default=640)
-    parser.add_argument("--runs", type=at_least(1), default=30, help="timed runs per runtime (median reported; default 30)")
-    parser.add_argument("--warmup", type=at_least(0), default=5)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--runs", type=int, default=30, help="timed runs per runtime (median reported; default 30)")
+    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-latency", action="store_true", help="params and GFLOPs only (fast)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
     parser.add_argument("--csv", type=Path, help="also write the rows as CSV")

@@ -37,12 +37,3 @@ def test_missing_or_unknown_verb_is_a_usage_error():
         out = _fla(*args)
         assert out.returncode == 2
         assert "usage: fla" in out.stderr
-
-
-@pytest.mark.parametrize("args", [("--runs", "0"), ("--imgsz", "0"), ("--warmup", "-1")])
-def test_models_bad_numbers_are_one_line_errors(args):
-    out = _fla("models", *args)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"fla models: error: argument {args[0]}: must be at least "
-                                               f"{ {'--runs': 1, '--imgsz': 32, '--warmup': 0}[args[0]] }, got {args[1]} "
-                                               "(see fla models --help)"]

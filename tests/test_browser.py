@@ -129,8 +129,11 @@ def test_p_slider_updates_the_view_in_jupyterlab(lab, tmp_path):
             view_text.wait_for(timeout=240_000)  # the whole notebook has run, up to the widget
             assert view_text.inner_text().startswith("p = 3.00 ")
 
+            _wait_until(kernel_ready, 120, "Run All to finish")  # it scrolls the notebook while cells run
+
             slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(r"^p$")))
             handle = slider.locator(".noUi-handle")
+            handle.scroll_into_view_if_needed()  # boxes are viewport coordinates: off screen, the drag misses
             track = slider.locator(".noUi-target").bounding_box()
             grip = handle.bounding_box()
             page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import math
 import os
 import statistics
@@ -39,7 +40,7 @@ from ultralytics import YOLO  # noqa: E402
 __all__ = [
     "COLUMNS", "TEST_COLUMNS", "DETECTIONS", "QUICK", "train_one", "train_all", "evaluate", "score_test", "compare",
     "comparison_lines", "verdict", "read_results", "read_epochs", "write_results", "summary_table", "markdown_table",
-    "plot_curves", "plot_paired", "run_dir", "cpu_threads", "amp_check_offline", "add_arguments", "run",
+    "plot_curves", "plot_paired", "run_dir", "start_of", "START", "cpu_threads", "amp_check_offline", "add_arguments", "run",
 ]
 
 #: what a test metric is called in ``results.csv``: ``test_`` + the validation column's name.
@@ -51,6 +52,7 @@ QUICK = {"epochs": 1, "imgsz": 160, "bootstrap": 200}
 FULL = {"epochs": 100, "imgsz": 640, "bootstrap": 1000}  # the seed's experiment
 KEY = ("variant", "seed", "epochs", "imgsz")  # a row with these values means: this run is done
 DETECTIONS = "test_detections.npz"  # in each run folder: best.pt's matched test predictions, for the bootstrap
+START = "start.txt"  # in OUT: what every run there started from; runs are compared only with runs of the same start
 
 
 class RunError(RuntimeError):
@@ -410,16 +412,41 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
     return fig
 
 
+def start_of(weights) -> str:
+    """What a sweep starts from, as ``OUT/start.txt`` records it: ``scratch``, or the checkpoint's file name and
+    the first 12 hex digits of its SHA-256 (two different files both called best.pt are told apart)."""
+    if not weights:
+        return "scratch"
+    return f"{Path(weights).name} sha256:{hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]}"
+
+
+def _claim(out: Path, weights) -> None:
+    """One start per output folder: the rows of ``OUT/results.csv`` are skipped as done and paired with each
+    other, which is only right when they started alike. A folder written before ``start.txt`` existed is
+    taken over by the first sweep that continues it."""
+    start, marker = start_of(weights), out / START
+    if marker.is_file():
+        before = marker.read_text().strip()
+        if before != start:
+            raise RunError(f"{out} holds runs that started from {before}; this sweep starts from {start}: "
+                           "give it another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(marker, start + "\n")
+
+
 def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str = "n", n_boot: int = 1000,
               log=print, **kwargs) -> list[dict]:
     """Every variant × seed not already in ``OUT/results.csv``; results written after each run.
 
-    Rows of a scale other than n name their variant ``<variant>@<scale>``. Finished runs whose row lacks the
+    An output folder holds runs of one start (``start.txt``: scratch or which checkpoint); another start
+    there is a ``RunError``. Rows of a scale other than n name their variant ``<variant>@<scale>``. Finished runs whose row lacks the
     test columns (written before they existed) get their ``best.pt`` scored on the test split. At the end every
     variant is compared with base on the test split (``compare``, ``n_boot`` resamples; 0 skips it) into
     ``results.md`` and ``paired.csv``.
     Returns all rows of this configuration (finished earlier or now), in variant × seed order."""
     out = Path(out)
+    _claim(out, kwargs.get("weights"))
     rows = read_results(out)
     done = {tuple(r[k] for k in KEY): r for r in rows}
     todo = [(v if scale == "n" else f"{v}@{scale}", s) for v in variants for s in seeds]
@@ -475,7 +502,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="runs/fla-helmet", help="where runs, results.csv/.md and curves.png go")
     parser.add_argument("--weights", metavar="PATH",
                         help="start every variant from this pretrained checkpoint (yolov8n.pt, a best.pt); "
-                             "prints how many tensors transferred. Use its own --out: runs are keyed without it")
+                             "prints how many tensors transferred. An --out holds runs of one start (its start.txt): "
+                             "give a pretrained sweep its own")
 
 
 #: ultralytics 8.4's release of its pretrained checkpoints (``attempt_download_asset``'s default)
@@ -522,13 +550,12 @@ def pretrained(name: str = "yolov8n.pt", *, base_url: str | None = None, folder=
 
 def _weights(path):
     """A local checkpoint, or an ultralytics checkpoint name fetched by ``pretrained``; else RunError."""
-    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
-
     if path is None or Path(path).is_file():
         return path
-    if path not in GITHUB_ASSETS_NAMES:
-        raise RunError(f"--weights {path}: no such file (nor an ultralytics checkpoint name such as yolov8n.pt)")
-    found = pretrained(path, log=lambda line: print(f"fla train: {line}", file=sys.stderr))
+    try:
+        found = pretrained(path, log=lambda line: print(f"fla train: {line}", file=sys.stderr))
+    except RunError:  # not a checkpoint name either
+        raise RunError(f"--weights {path}: no such file (nor an ultralytics checkpoint name such as yolov8n.pt)") from None
     if found is None:
         raise RunError(f"--weights {path}: could not download it; put the file in the current folder or pass its path")
     return str(found)

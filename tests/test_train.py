@@ -83,6 +83,7 @@ def test_quick_cli_writes_table_markdown_and_curves(quick_run):
     assert [(r["variant"], r["metric"]) for r in table] == [(v, m) for v in ("c2f_fla", "neck_fla") for m in ("map50", "map50_95")]
     assert all(float(r["low"]) <= float(r["diff"]) <= float(r["high"]) and r["n_boot"] == "200" for r in table)
     assert (quick_run / "curves.png").stat().st_size > 10_000
+    assert (quick_run / T.START).read_text() == "scratch\n"
 
 
 @pytest.mark.slow
@@ -146,6 +147,29 @@ def test_a_finished_row_without_its_checkpoint_is_a_clear_error(tmp_path):
     yaml.write_text("train: images/train\nval: images/val\ntest: images/test\nnc: 2\nnames: {0: helmet, 1: head}\n")
     with pytest.raises(T.RunError, match="best.pt is gone; delete its row"):
         T.train_all(["base"], [0], yaml, tmp_path, epochs=1, imgsz=160, quick=True)
+
+
+def test_an_output_folder_holds_runs_of_one_start(tmp_path):
+    """Rows are skipped as done and paired with each other: a sweep with another start in the same --out is refused
+    before anything trains (nothing is trained here: an empty seed list only claims the folder)."""
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text("train: images/train\nval: images/val\nnc: 2\nnames: {0: helmet, 1: head}\n")
+    first, second = tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"
+    for path, content in ((first, b"one checkpoint"), (second, b"another one")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    sweep = dict(epochs=1, imgsz=160, quick=True, n_boot=0)
+    scratch, pretrained = tmp_path / "scratch", tmp_path / "pretrained"
+    assert T.train_all(["base"], [], yaml, scratch, **sweep) == []
+    assert (scratch / T.START).read_text() == "scratch\n"
+    with pytest.raises(T.RunError, match=r"started from scratch; this sweep starts from best.pt sha256:[0-9a-f]{12}"):
+        T.train_all(["base"], [], yaml, scratch, weights=first, **sweep)
+    T.train_all(["base"], [], yaml, pretrained, weights=first, **sweep)
+    T.train_all(["base"], [], yaml, pretrained, weights=first, **sweep)  # the same start again: fine
+    for other in (second, None):  # same file name, other bytes; or no checkpoint
+        with pytest.raises(T.RunError, match="started from best.pt sha256:.*give it another --out"):
+            T.train_all(["base"], [], yaml, pretrained, weights=other, **sweep)
+    assert T.start_of(first) != T.start_of(second) and T.start_of(None) == "scratch"
 
 
 @pytest.mark.slow

@@ -372,7 +372,8 @@ def plot_paired(comparisons: list[dict], metric: str = "map50"):
     import matplotlib.pyplot as plt
 
     chosen = [c for c in comparisons if c["metric"] == metric]
-    fig, ax = plt.subplots(figsize=(6, 0.8 + 0.6 * len(chosen)))
+    height = 1.1 + 0.6 * len(chosen)
+    fig, ax = plt.subplots(figsize=(6, height))
     for y, c in enumerate(chosen):
         ax.errorbar(c["diff"], y, xerr=[[c["diff"] - c["low"]], [c["high"] - c["diff"]]], fmt="s", color="black",
                     capsize=4, label="seed mean, 95% interval over test images" if y == 0 else None)
@@ -381,8 +382,8 @@ def plot_paired(comparisons: list[dict], metric: str = "map50"):
     ax.axvline(0, color="grey", lw=1, ls="--")
     ax.set(yticks=range(len(chosen)), yticklabels=[f"{c['variant']} − base" for c in chosen], ylim=(-0.6, len(chosen) - 0.2),
            xlabel=f"Δ test {'mAP50' if metric == 'map50' else 'mAP50-95'}", title="paired difference on the test split")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    fig.legend(fontsize=8, loc="lower center", ncol=2, frameon=False)  # below the axes: never over a dot
+    fig.tight_layout(rect=(0, 0.3 / height, 1, 1))
     plt.close(fig)
     return fig
 
@@ -395,14 +396,17 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
     out = Path(out)
     rows = read_results(out) if rows is None else rows
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for r in rows:
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    for r in rows:  # a colour per variant, a line style per seed: the variants are what the eye should compare
         epochs = read_epochs(out, r)
         if not epochs:
             continue
         x = [int(float(e["epoch"])) for e in epochs]
-        label = f"{r['variant']} s{r['seed']}"
-        ax1.plot(x, [float(e["metrics/mAP50(B)"]) for e in epochs], marker="o" if len(x) < 5 else None, label=label)
-        ax2.plot(x, [float(e["val/box_loss"]) for e in epochs], marker="o" if len(x) < 5 else None, label=label)
+        style = dict(color=f"C{variants.index(r['variant']) % 10}", ls=["-", "--", ":", "-."][seeds.index(r["seed"]) % 4],
+                     marker="o" if len(x) < 5 else None, label=f"{r['variant']} s{r['seed']}")
+        ax1.plot(x, [float(e["metrics/mAP50(B)"]) for e in epochs], **style)
+        ax2.plot(x, [float(e["val/box_loss"]) for e in epochs], **style)
     ax1.set(xlabel="epoch", ylabel="val mAP50", title="validation mAP50")
     ax2.set(xlabel="epoch", ylabel="val box loss", title="validation box loss")
     ax1.legend(fontsize=8)

@@ -38,9 +38,10 @@ import torch  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 
 __all__ = [
-    "COLUMNS", "TEST_COLUMNS", "DETECTIONS", "QUICK", "train_one", "train_all", "evaluate", "score_test", "compare",
-    "comparison_lines", "verdict", "read_results", "read_epochs", "write_results", "summary_table", "markdown_table",
-    "plot_curves", "plot_paired", "run_dir", "start_of", "START", "cpu_threads", "amp_check_offline", "add_arguments", "run",
+    "COLUMNS", "TEST_COLUMNS", "DETECTIONS", "QUICK", "START", "train_one", "train_all", "evaluate", "score_test",
+    "compare", "comparison_lines", "verdict", "read_results", "read_epochs", "write_results", "write_comparisons",
+    "summary_table", "markdown_table", "plot_curves", "plot_paired", "run_dir", "start_of", "cpu_threads",
+    "amp_check_offline", "add_arguments", "run",
 ]
 
 #: what a test metric is called in ``results.csv``: ``test_`` + the validation column's name.

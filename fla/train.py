@@ -40,8 +40,8 @@ from ultralytics import YOLO  # noqa: E402
 __all__ = [
     "COLUMNS", "TEST_COLUMNS", "DETECTIONS", "QUICK", "START", "train_one", "train_all", "evaluate", "score_test",
     "compare", "comparison_lines", "verdict", "read_results", "read_epochs", "write_results", "write_comparisons",
-    "summary_table", "markdown_table", "plot_curves", "plot_paired", "run_dir", "start_of", "cpu_threads",
-    "amp_check_offline", "add_arguments", "run",
+    "read_comparisons", "summary_table", "markdown_table", "plot_curves", "plot_paired", "run_dir", "start_of",
+    "cpu_threads", "amp_check_offline", "add_arguments", "run",
 ]
 
 #: what a test metric is called in ``results.csv``: ``test_`` + the validation column's name.
@@ -331,11 +331,24 @@ def comparison_lines(comparisons: list[dict], level: float = 0.95) -> list[str]:
     return lines
 
 
+PAIRED_INTS = ("epochs", "imgsz", "seeds", "images", "n_boot")
+PAIRED_FLOATS = ("diff", "low", "high", "se", "seed_sd")
+PAIRED_COLUMNS = ["variant", "epochs", "imgsz", "device", "metric", "seeds", "images", "n_boot", "diff", "low", "high",
+                  "se", "seed_sd", "per_seed"]
+
+
 def write_comparisons(comparisons: list[dict], out) -> None:
     """``OUT/paired.csv``: the rows of ``compare`` (per-seed differences joined by ``;``)."""
-    cols = ["variant", "epochs", "imgsz", "device", "metric", "seeds", "images", "n_boot", "diff", "low", "high", "se",
-            "seed_sd", "per_seed"]
-    write_csv(Path(out) / "paired.csv", cols, ({**c, "per_seed": ";".join(f"{x:.6f}" for x in c["per_seed"])} for c in comparisons))
+    write_csv(Path(out) / "paired.csv", PAIRED_COLUMNS,
+              ({**c, "per_seed": ";".join(f"{x:.6f}" for x in c["per_seed"])} for c in comparisons))
+
+
+def read_comparisons(out) -> list[dict]:
+    """``OUT/paired.csv`` back as ``compare`` returned it (notebook 06 reads what ``train_all`` computed, rather
+    than resampling again)."""
+    with open(Path(out) / "paired.csv", newline="") as f:
+        return [{**r, **{k: int(r[k]) for k in PAIRED_INTS}, **{k: float(r[k]) for k in PAIRED_FLOATS},
+                 "per_seed": [float(x) for x in r["per_seed"].split(";")]} for r in csv.DictReader(f)]
 
 
 def write_results(rows: list[dict], out, comparisons: list[dict] | None = None) -> None:

@@ -311,6 +311,9 @@ def test_compare_pairs_seeds_and_says_whether_the_interval_excludes_zero(tmp_pat
     assert lines[1].count("+0.000 [+0.000, +0.000] includes 0: no difference shown") == 2
     T.write_results(rows, tmp_path, found)
     assert "\n".join(lines) in (tmp_path / "results.md").read_text()
+    T.write_comparisons(found, tmp_path)
+    again = T.read_comparisons(tmp_path)
+    assert [{**c, "per_seed": pytest.approx(c["per_seed"], abs=1e-6)} for c in found] == again
 
 
 def _fla(*args):

@@ -123,3 +123,28 @@ def test_copies_skip_the_requirement_and_keep_the_weights():
         torch.testing.assert_close(clone.eval()(x), block.eval()(x))
     assert copy.deepcopy(block).cv1.conv.weight is not block.cv1.conv.weight
     assert copy.copy(block).cv1 is block.cv1
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+#: saved with ``YOLO(...).save`` at commit a404f1e, before fla's modules moved into subpackages (fixtures/README.md)
+OLD_CHECKPOINT = FIXTURES / "tiny-fla-a404f1e.pt"
+
+
+@pytest.mark.parametrize("safe_load", ["0", "1"])
+def test_a_checkpoint_saved_before_the_layout_changed_still_loads_and_computes_the_same(safe_load):
+    """Every block of ours in one tiny detector, pickled under the module paths of its day: loaded in a fresh
+    process (plain torch.load, and ULTRALYTICS_SAFE_LOAD's allow-list), it gives the output it gave then."""
+    code = textwrap.dedent(f"""
+        import torch, fla.yolo
+        from ultralytics import YOLO
+        io = torch.load({str(FIXTURES / "tiny-fla-a404f1e.io.pt")!r})
+        net = YOLO({str(OLD_CHECKPOINT)!r}).model.float().eval()
+        with torch.no_grad():
+            torch.testing.assert_close(net(io["input"])[0], io["output"])
+        print(sorted({{type(x).__name__ for x in net.modules() if type(x).__module__.startswith("fla.")}}))
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ULTRALYTICS_SAFE_LOAD": safe_load})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-2] == str(sorted(["Bottleneck_FLA", "C2f_FLA", "C3k2_FLA", "PSABlock_FLA",
+                                                     "C2PSA_FLA", "FLABlock", "FocusedLinearAttention"]))

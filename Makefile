@@ -1,11 +1,12 @@
 # The two commands of the README:  `make lab` (set up + open the notebooks)  and  `make test` (set up + run all tests).
+# `make check` is the edit loop: every test not marked slow, in about a minute.
 # Everything lives in .venv; a stamp per extra re-installs only when pyproject.toml changes.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: lab test chromium data clean
+.PHONY: lab test check chromium data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,9 @@ data: $(VENV)/.test
 
 test: $(VENV)/.test chromium data
 	FLA_QUICK=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(VENV)/.test data
+	FLA_QUICK=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

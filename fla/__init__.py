@@ -1,6 +1,17 @@
 """fla — Focused Linear Attention (FLatten Transformer, Han et al., ICCV 2023), taught by running it.
 
 Not flash-linear-attention, which also imports as ``fla``: see the README.
+
+The package, by concern:
+
+- the idea: ``functional`` (the paper's equations, readable), ``kernels`` (the fast paths),
+  ``attention`` (softmax, linear and focused linear attention behind one interface), ``flops``;
+- ``yolo``: the blocks inside ultralytics YOLO, the YAMLs, checkpoints, transfer, the variants table;
+- ``experiments``: the ablation, the helmet training, the benchmark, their statistics, all on one
+  resumable ``sweep``;
+- ``course``: what the notebooks compute, draw and wire to sliders;
+- ``data``: the helmet subset; ``cli``: the ``python -m fla`` commands;
+- shared below them all: ``runtime`` (device, threads), ``measure`` (timing, memory), ``files``.
 """
 from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
 from .functional import focus

@@ -1,62 +1,7 @@
-"""Command line: ``python -m fla VERB ...`` (also installed as ``fla``), the project's one entry point.
-
-Each verb lives in its own module with ``add_arguments(parser)`` and ``run(args)``; it is
-imported only when called, so ``fla data`` does not pay for ultralytics. Add a verb by adding a
-line to ``VERBS``. Usage errors are one line on stderr and exit status 2.
-"""
-from __future__ import annotations
-
-import argparse
-import importlib
+"""``python -m fla VERB ...``: see ``fla.cli``."""
 import sys
 
-VERBS = {
-    "data": ("fla.data.cli", "get the helmet subset (download, verify or build from a local copy)"),
-    "train": ("fla.train", "train the YOLOv8 baseline and FLA variants on the helmet subset"),
-    "bench": ("fla.bench", "time and memory of FLA vs the blog's formulation, linear and softmax attention over N"),
-    "ablate": ("fla.ablate", "train small models that differ only in the token mixer: softmax, linear, +focusing, +DWC, FLA"),
-    "models": ("fla.models", "one table of every YOLO variant: params, GFLOPs@640, CPU latency (torch, ONNX Runtime)"),
-}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line (``prog: error: ...``), exit status 2, no usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def at_least(low, kind=int):
-    """argparse type: a number of ``kind`` that is at least ``low`` (e.g. ``--repeats 0`` is a usage error)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not value >= low:  # also rejects nan
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
-        return value
-
-    parse.__name__ = f"{kind.__name__} >= {low}"
-    return parse
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="fla", description="Focused Linear Attention: the helmet data, training, benchmark and ablation commands.")
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(VERBS) + "}")
-    for verb, (_, help_) in VERBS.items():
-        sub.add_parser(verb, help=help_, add_help=False)
-    verb = argv[0] if argv and argv[0] in VERBS else None
-    if verb is None:
-        parser.parse_args(argv)  # prints usage / help, exits
-        return 2
-    module = importlib.import_module(VERBS[verb][0])
-    verb_parser = OneLineParser(prog=f"fla {verb}", description=VERBS[verb][1])
-    module.add_arguments(verb_parser)
-    return module.run(verb_parser.parse_args(argv[1:])) or 0
-
+from fla.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

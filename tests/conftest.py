@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fla.env import offline_ultralytics
+from fla.yolo.patches import offline_ultralytics
 
 from shared_data import HOW_TO, SHARED, present  # ../shared, else what `make data` fetched
 
@@ -69,8 +69,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def helmet_copy(tmp_path_factory):
-    """data.yaml of a small writable helmet copy, 8 images per split (yolo_common.small_helmet)."""
-    from yolo_common import small_helmet
+    """data.yaml of a small writable helmet copy, 8 images per split (helpers.small_helmet)."""
+    from helpers import small_helmet
 
     return small_helmet(tmp_path_factory.mktemp("helmet"))
 
@@ -78,7 +78,7 @@ def helmet_copy(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_base(helmet_copy, tmp_path_factory):
     """best.pt of the YOLOv8n base after ``fla train --quick`` (one epoch at imgsz 160 on ``helmet_copy``)."""
-    from fla.__main__ import main
+    from fla.cli import main
 
     out = tmp_path_factory.mktemp("base")
     assert main(["train", "--quick", "--variants", "base", "--data", str(helmet_copy), "--out", str(out)]) == 0

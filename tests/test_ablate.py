@@ -1,21 +1,19 @@
 """``fla ablate`` and its tasks: the generators and the loader, the mixers, the command end to end (quick)."""
 from __future__ import annotations
 
-import csv
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-import fla.ablate as A
+import fla.experiments.ablation as A
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention
-from fla.tasks import (IGNORE, PAIR, QUERY, HelmetTask, RecallTask, confusion, helmet_patches, mean_iou,
+from fla.experiments.ablation.tasks import (IGNORE, PAIR, QUERY, HelmetTask, RecallTask, confusion, helmet_patches, mean_iou,
                        patch_labels, recall_batch)
 
 from conftest import SHARED
+from helpers import cli, read_csv, run_fla
 
 HELMET = SHARED / "data" / "helmet"
 needs_helmet = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
@@ -174,7 +172,7 @@ def test_same_seed_same_numbers_on_the_cpu():
 def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
     presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
                           "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lr": 1e-3}}
-    real, calls, interrupted = A._one, [], []
+    real, calls, interrupted = A.runs._one, [], []
 
     class Interrupted(Exception):  # stands for Ctrl-C (a real KeyboardInterrupt would stop pytest too)
         pass
@@ -186,7 +184,7 @@ def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
             raise Interrupted
         return real(*args)
 
-    monkeypatch.setattr(A, "_one", one)
+    monkeypatch.setattr(A.runs, "_one", one)
     with pytest.raises(Interrupted):
         A.run_ablation(tmp_path, ["recall"], A.VARIANTS, [0], sweeps=False, jobs=1, presets=presets, progress=False)
     assert [r["variant"] for r in A.read_rows(tmp_path)] == ["softmax", "linear"]
@@ -210,15 +208,7 @@ def test_runs_with_other_settings_do_not_mix_into_one_csv(tmp_path):
 
 
 def _fla(*args, env=None):
-    env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "fla", "ablate", *args], capture_output=True, text=True,
-                          timeout=600, env=env)
-
-
-def _csv(path):
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        return reader.fieldnames, list(reader)
+    return run_fla("ablate", *args, env={**os.environ, **(env or {})}, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +224,7 @@ def quick_run(tmp_path_factory):
 
 def test_quick_run_writes_csv_table_and_plot(quick_run):
     out, res, env = quick_run
-    header, rows = _csv(out / "ablation.csv")
+    header, rows = read_csv(out / "ablation.csv")
     assert header == ["task", "variant", "p", "kernel_size", "seed", "metric", "value", "params", "train_s"]
     tasks = ["recall", "helmet"] if env["FLA_DATA"] else ["recall"]
     assert sorted({r["task"] for r in rows}) == sorted(tasks)
@@ -267,9 +257,9 @@ def test_second_run_in_this_process_gives_identical_numbers(quick_run, tmp_path)
     res = _fla("--quick", "--tasks", "recall", "--variants", "linear", "fla", "--no-sweeps", "--jobs", "1",
                "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
-    first = {(r["variant"], r["p"], r["kernel_size"]): r["value"] for r in _csv(out / "ablation.csv")[1]
+    first = {(r["variant"], r["p"], r["kernel_size"]): r["value"] for r in read_csv(out / "ablation.csv")[1]
              if r["task"] == "recall"}
-    second = _csv(tmp_path / "ablation.csv")[1]
+    second = read_csv(tmp_path / "ablation.csv")[1]
     assert len(second) == 2
     for r in second:
         assert r["value"] == first[r["variant"], r["p"], r["kernel_size"]]
@@ -282,7 +272,7 @@ def test_second_run_in_this_process_gives_identical_numbers(quick_run, tmp_path)
     (["--tasks", "helmet", "--data", "/nonexistent/helmet"], "no such file or folder"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, tmp_path, capsys):
-    from fla.__main__ import main
+    from fla.cli import main
 
     assert main(["ablate", *args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -290,6 +280,8 @@ def test_bad_arguments_are_one_line_errors(args, message, tmp_path, capsys):
     assert not (tmp_path / "ablation.csv").exists()
 
 
-def test_helmet_alone_without_data_is_an_error(tmp_path):
-    res = _fla("--tasks", "helmet", "--out", str(tmp_path), env={"FLA_DATA": "", "XDG_CACHE_HOME": str(tmp_path)})
+def test_helmet_alone_without_data_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLA_DATA", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    res = cli("ablate", "--tasks", "helmet", "--out", str(tmp_path))
     assert res.returncode == 2 and "fla data get" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -1,14 +1,14 @@
-"""fla.bench: the implementations it times compute what they claim, and the command's outputs."""
+"""fla.experiments.bench: the implementations it times compute what they claim, and the command's outputs."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from fla import FocusedLinearAttention, bench
+from fla import FocusedLinearAttention, measure
+from fla.experiments import bench
+from helpers import cli, run_fla
 from reference import dense_reference
 
 
@@ -82,7 +82,7 @@ def test_run_benchmark_rows_skips_and_csv(tmp_path):
     assert done["softmax", 6]["fwd_ms"] is None and "N=24 > 20" in done["softmax", 6]["note"]
     assert done["fla", 6]["fwd_ms"] > 0
 
-    path = bench.write_csv(rows, tmp_path / "out" / "bench.csv")
+    path = bench.write_rows(rows, tmp_path / "out" / "bench.csv")
     with open(path) as f:
         read = list(csv.DictReader(f))
     assert tuple(read[0]) == bench.CSV_COLUMNS == ("impl", "device", "dtype", "H", "W", "N", "fwd_ms", "fwdbwd_ms", "peak_mb")
@@ -103,7 +103,7 @@ def test_time_impls_changes_turns_so_each_module_follows_every_other():
             return x * self.w
 
     names = ["a", "b", "c"]
-    times = bench.time_impls({n: Recorder(n) for n in names}, torch.randn(1, 2, 3, 3), repeats=6, warmup=0)
+    times = measure.time_impls({n: Recorder(n) for n in names}, torch.randn(1, 2, 3, 3), repeats=6, warmup=0)
     assert set(times) == set(names) and all(t > 0 for t in times.values())
     assert len(calls) == 18
     assert all(calls.count(n) == 6 for n in names)
@@ -115,7 +115,7 @@ def test_time_impls_changes_turns_so_each_module_follows_every_other():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
 def test_turn_orders_balance_who_follows_whom(n):
-    orders = bench.turn_orders(n)
+    orders = measure.turn_orders(n)
     assert all(sorted(row) == list(range(n)) for row in orders)
     pairs = [(row[i], row[i + 1]) for row in orders for i in range(n - 1)]
     assert len(set(pairs)) == n * (n - 1) and len(set(pairs.count(p) for p in set(pairs))) <= 1
@@ -123,12 +123,12 @@ def test_turn_orders_balance_who_follows_whom(n):
 
 def test_peak_memory_of_fla_grows_linearly_with_tokens():
     m = bench.build(("fla",), dim=32, num_heads=4)["fla"]
-    small, large = (bench.peak_memory_mb(m, torch.randn(1, 32, s, s)) for s in (32, 64))
+    small, large = (measure.peak_memory_mb(m, torch.randn(1, 32, s, s)) for s in (32, 64))
     assert 3.0 < large / small < 5.0  # 4x the tokens
 
 
 def _fla_bench(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fla", "bench", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return run_fla("bench", *args, cwd=cwd)
 
 
 def test_cli_tiny_run_writes_table_csv_and_plot(tmp_path):
@@ -151,7 +151,7 @@ def test_cli_tiny_run_writes_table_csv_and_plot(tmp_path):
     (("--dtype", "fp16"), "--dtype fp16 is benchmarked on a GPU only"),
 ])
 def test_gpu_options_fail_clearly_without_a_gpu(args, message):
-    out = _fla_bench(*args, "--sizes", "4")
+    out = cli("bench", *args, "--sizes", "4")
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
 
@@ -168,7 +168,7 @@ def test_gpu_options_fail_clearly_without_a_gpu(args, message):
     (("--budget-s", "nan"), "argument --budget-s: must be at least 0, got nan"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(args, message):
-    out = _fla_bench(*args)
+    out = cli("bench", *args)
     assert out.returncode == 2
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 

@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from jupyter_env import isolated_jupyter_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,12 +42,6 @@ def _chromium() -> str | None:
         if path:
             return path
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str):
@@ -75,7 +69,7 @@ def lab(tmp_path):
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     env = isolated_jupyter_env(tmp_path / "jupyter")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
@@ -105,8 +99,8 @@ def test_p_slider_updates_the_view_in_jupyterlab(lab, tmp_path):
         pytest.skip("no chromium on PATH (Debian: apt-get install -y chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
 
-    from fla.tokens import image_tokens, load_image
-    from fla.views import focusing_view
+    from fla.course.tokens import image_tokens, load_image
+    from fla.course.views import focusing_view
 
     base, token = lab["base"], lab["token"]
 

@@ -1,11 +1,5 @@
-import subprocess
-import sys
-
 import pytest
-
-
-def _fla(*args):
-    return subprocess.run([sys.executable, "-m", "fla", *args], capture_output=True, text=True, timeout=120)
+from helpers import run_fla as _fla
 
 
 def test_help_lists_the_verbs():
@@ -24,7 +18,7 @@ def test_verb_usage_errors_are_one_line():
 def test_at_least():
     import argparse
 
-    from fla.__main__ import at_least
+    from fla.cli import at_least
 
     assert at_least(1)("3") == 3 and at_least(0, float)("0.5") == 0.5
     for bad in ("0", "x", "1.5"):

@@ -5,14 +5,12 @@ raw-file host at the pinned commit, so an http.server on 127.0.0.1 stands in for
 """
 from __future__ import annotations
 
-import functools
 import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import fla.data as D
 from fla.data import DataError, get_data, resolve_data
 
 from conftest import REPO, SHARED
+from helpers import QuietHandler, serve
 
 PREPARED = SHARED / "data" / "helmet"
 SOURCE = SHARED / "data" / "helmet-source"
@@ -30,13 +29,13 @@ needs_shared = pytest.mark.skipif(not (PREPARED.is_dir() and SOURCE.is_dir()),
                                 reason=f"shared helmet data not found under {SHARED} (set FLA_SHARED)")
 
 
-class Host(http.server.SimpleHTTPRequestHandler):
+class Host(QuietHandler):
     """Serves helmet-source; records each GET, can corrupt chosen files or fail after k requests."""
 
     def do_GET(self):
         server = self.server
         with server.lock:
-            server.requests.append(self.path.lstrip("/"))
+            server.requests.append(self.path)
             failing = server.fail_after is not None and len(server.requests) > server.fail_after
         if failing:
             self.send_error(503)
@@ -49,23 +48,15 @@ class Host(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
+        http.server.SimpleHTTPRequestHandler.do_GET(self)
 
 
 @pytest.fixture
 def host(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")  # a proxy setting must not capture loopback
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Host, directory=str(SOURCE)))
-    server.lock, server.requests, server.fail_after, server.corrupt = threading.Lock(), [], None, set()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve(SOURCE, Host) as server:
+        server.fail_after, server.corrupt = None, set()
+        yield server
 
 
 def files(root: Path) -> set[str]:

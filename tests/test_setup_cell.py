@@ -18,7 +18,7 @@ from conftest import load_tool
 from jupyter_env import KERNEL, isolated_jupyter_env
 
 import fla
-import fla.nb
+import fla.course
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -61,21 +61,21 @@ def test_setup_enables_colabs_widget_manager_only_on_colab(monkeypatch, capsys):
     colab = type(sys)("google.colab")
     colab.output = type(sys)("google.colab.output")
     colab.output.enable_custom_widget_manager = lambda: calls.append("on")
-    fla.nb.setup()
+    fla.course.setup()
     assert calls == [] and "Colab" not in capsys.readouterr().out
     monkeypatch.setitem(sys.modules, "google", type(sys)("google"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     monkeypatch.setitem(sys.modules, "google.colab.output", colab.output)
-    fla.nb.setup(seed=3)
+    fla.course.setup(seed=3)
     assert calls == ["on"] and "· Colab ·" in capsys.readouterr().out
 
 
 def test_setup_seeds_torch():
     import torch
 
-    fla.nb.setup(seed=5)
+    fla.course.setup(seed=5)
     a = torch.rand(3)
-    fla.nb.setup(seed=5)
+    fla.course.setup(seed=5)
     assert torch.equal(a, torch.rand(3))
 
 

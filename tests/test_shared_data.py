@@ -5,13 +5,10 @@ in place of the carrier host, and a closed loopback port stands in for no networ
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SHARED
+from helpers import serve
 from shared_data import present
 
 SCRIPT = REPO / "tests" / "shared_data.py"
@@ -32,24 +30,10 @@ def make_data(shared: Path, base_url: str, *extra: str) -> subprocess.CompletedP
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-class Counting(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self):
-        self.server.requests += 1
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def host():
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Counting, directory=str(SHARED / "data" / "helmet-source")))
-    server.requests = 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(SHARED / "data" / "helmet-source") as server:
+        yield server, server.url
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -65,7 +49,7 @@ def test_make_data_fetches_the_shared_folders_once(host, tmp_path):
     done = make_data(shared, url)
     assert done.returncode == 0, done.stderr
     assert present(shared), done.stdout
-    assert server.requests == 600  # 300 images + 300 source labels, each once
+    assert len(server.requests) == 600  # 300 images + 300 source labels, each once
     assert tree(shared / "data" / "helmet-source") == tree(SHARED / "data" / "helmet-source")
     ours, theirs = (tree(root / "data" / "helmet") for root in (shared, SHARED))
     subset = {k for k in theirs if k.startswith(("images/", "labels/"))}
@@ -80,7 +64,7 @@ def test_make_data_fetches_the_shared_folders_once(host, tmp_path):
     assert "path" not in yaml.safe_load((shared / "data" / "helmet" / "data.yaml").read_text())  # copies stay self-contained
 
     again = make_data(shared, url)
-    assert again.returncode == 0 and server.requests == 600  # present: no request at all
+    assert again.returncode == 0 and len(server.requests) == 600  # present: no request at all
     assert again.stdout.strip() == f"helmet data: {shared}/data"
 
 

@@ -1,4 +1,4 @@
-"""fla.stats: the paired bootstrap over test images and the power estimate, on detections with known answers."""
+"""fla.experiments.stats: the paired bootstrap over test images and the power estimate, on detections with known answers."""
 from __future__ import annotations
 
 import math
@@ -6,24 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from fla.stats import Detections, detectable, images_needed, paired_bootstrap, seeds_needed
+from fla.experiments.stats import Detections, detectable, images_needed, paired_bootstrap, seeds_needed
 
-
-def detections(hits_per_image, n_images=40, seed=0, labels=3):
-    """``n_images`` images with ``labels`` boxes each (classes 0/1 alternating); on image ``i`` the model finds
-    ``hits_per_image[i]`` of them (true positives at every IoU threshold, high confidence) and adds two false
-    positives of low confidence."""
-    rng = np.random.default_rng(seed)
-    per_image = []
-    for i in range(n_images):
-        target = np.arange(labels) % 2
-        hits = int(hits_per_image[i])
-        tp = np.zeros((hits + 2, 10), bool)
-        tp[:hits] = True
-        conf = np.concatenate([rng.uniform(0.6, 0.9, hits), rng.uniform(0.01, 0.5, 2)])
-        per_image.append(dict(tp=tp, conf=conf, pred_cls=np.concatenate([target[:hits], [0, 1]]), target_cls=target,
-                              im_name=f"{i:03d}.jpg"))
-    return Detections.from_images(per_image)
+from helpers import detections
 
 
 def test_metrics_match_ultralytics_on_all_images_and_count_repeats():

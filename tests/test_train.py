@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -12,13 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fla.train as T
+import fla.experiments.training as T
 from fla import FocusedLinearAttention
-from fla.__main__ import main
-from fla.stats import Detections
+from fla.cli import main
+from fla.experiments.stats import Detections
+from fla.yolo import VARIANTS
+from fla.yolo.patches import amp_check_offline
 
 from conftest import REPO, SHARED
-from test_stats import detections
+from helpers import cli, detections, read_csv
+
 
 HELMET = SHARED / "data" / "helmet"
 QUICK = (T.QUICK["epochs"], T.QUICK["imgsz"])
@@ -50,16 +55,10 @@ def quick_run(data, tmp_path_factory):
     return out
 
 
-def _csv(path):
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        return reader.fieldnames, list(reader)
-
-
 @pytest.mark.slow
 def test_quick_cli_writes_table_markdown_and_curves(quick_run):
-    header, rows = _csv(quick_run / "results.csv")
-    assert header == T.COLUMNS
+    header, rows = read_csv(quick_run / "results.csv")
+    assert header == list(T.COLUMNS)
     assert [r["variant"] for r in rows] == ["base", "c2f_fla", "neck_fla"]
     for r in rows:
         assert (int(r["epochs"]), int(r["imgsz"]), r["device"]) == (*QUICK, "cpu")
@@ -79,17 +78,17 @@ def test_quick_cli_writes_table_markdown_and_curves(quick_run):
     paired = [line for line in md.splitlines() if line.startswith("- `")]
     assert [line.split("`")[1] for line in paired] == ["c2f_fla", "neck_fla"]
     assert all(line.count("0: ") == 2 and "1 seed, 100 test images" in line for line in paired), paired
-    _, table = _csv(quick_run / "paired.csv")
+    _, table = read_csv(quick_run / "paired.csv")
     assert [(r["variant"], r["metric"]) for r in table] == [(v, m) for v in ("c2f_fla", "neck_fla") for m in ("map50", "map50_95")]
     assert all(float(r["low"]) <= float(r["diff"]) <= float(r["high"]) and r["n_boot"] == "200" for r in table)
     assert (quick_run / "curves.png").stat().st_size > 10_000
-    assert (quick_run / T.START).read_text() == "scratch\n"
+    assert json.loads((quick_run / "settings.json").read_text()) == {"start": "scratch"}
 
 
 @pytest.mark.slow
 def test_test_columns_score_best_pt_on_the_test_split_only(quick_run, data):
     """The saved detections are best.pt's on the test images (none of them a validation image), and re-scoring them
-    with ``fla.stats`` (the bootstrap's path) gives the test columns that ultralytics' validator wrote."""
+    with ``fla.experiments.stats`` (the bootstrap's path) gives the test columns that ultralytics' validator wrote."""
     row = next(r for r in T.read_results(quick_run) if r["variant"] == "c2f_fla")
     saved = Detections.load(T.run_dir(quick_run, "c2f_fla", 0, *QUICK) / T.DETECTIONS)
     folder = data.parent / "images"
@@ -106,12 +105,13 @@ def test_rerun_skips_finished_runs_and_trains_missing_ones(quick_run, data, caps
     rows = T.read_results(quick_run)
     weights = T.run_dir(quick_run, "base", 0, *QUICK) / "weights" / "best.pt"
     stamp = weights.stat().st_mtime_ns
-    T.write_results([r for r in rows if r["variant"] != "neck_fla"], quick_run)  # as if stopped before neck_fla
+    folder = T.sweep(quick_run)
+    folder.rows = [r for r in rows if r["variant"] != "neck_fla"]  # as if stopped before neck_fla
+    folder.write()
     capsys.readouterr()
     assert main(["train", "--quick", "--data", str(data), "--out", str(quick_run)]) == 0
     log = capsys.readouterr().out
-    assert "[1/3] base seed 0 (1 epochs, imgsz 160): done before, skipped" in log
-    assert "[2/3] c2f_fla seed 0 (1 epochs, imgsz 160): done before, skipped" in log
+    assert f"2 of 3 runs already in {quick_run / 'results.csv'}: skipped" in log and "[1/3]" not in log
     assert "[3/3] neck_fla seed 0 (1 epochs, imgsz 160): training" in log
     assert weights.stat().st_mtime_ns == stamp, "a finished run was trained again"
     assert [r["variant"] for r in T.read_results(quick_run)] == ["base", "c2f_fla", "neck_fla"]
@@ -142,16 +142,18 @@ def test_results_without_test_columns_get_them_filled_in(quick_run, data, capsys
 def test_a_finished_row_without_its_checkpoint_is_a_clear_error(tmp_path):
     row = dict(variant="base", seed=0, epochs=1, imgsz=160, device="cpu", map50=0.1, map50_95=0.05, precision=0.1,
                recall=0.1, params=1, gflops=1.0, s_per_epoch=1.0, **dict.fromkeys(T.TEST_COLUMNS, math.nan))
-    T.write_results([row], tmp_path)
+    T.sweep(tmp_path).record(row)
     yaml = tmp_path / "data.yaml"
     yaml.write_text("train: images/train\nval: images/val\ntest: images/test\nnc: 2\nnames: {0: helmet, 1: head}\n")
+    (tmp_path / "images" / "val").mkdir(parents=True)  # ultralytics reads a data.yaml only when its val images exist
     with pytest.raises(T.RunError, match="best.pt is gone; delete its row"):
         T.train_all(["base"], [0], yaml, tmp_path, epochs=1, imgsz=160, quick=True)
 
 
 def test_an_output_folder_holds_runs_of_one_start(tmp_path):
     """Rows are skipped as done and paired with each other: a sweep with another start in the same --out is refused
-    before anything trains (nothing is trained here: an empty seed list only claims the folder)."""
+    before anything trains. A folder is claimed by its first row (recorded here, not trained); a sweep that
+    records nothing leaves no claim."""
     yaml = tmp_path / "data.yaml"
     yaml.write_text("train: images/train\nval: images/val\nnc: 2\nnames: {0: helmet, 1: head}\n")
     first, second = tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"
@@ -161,14 +163,20 @@ def test_an_output_folder_holds_runs_of_one_start(tmp_path):
     sweep = dict(epochs=1, imgsz=160, quick=True, n_boot=0)
     scratch, pretrained = tmp_path / "scratch", tmp_path / "pretrained"
     assert T.train_all(["base"], [], yaml, scratch, **sweep) == []
-    assert (scratch / T.START).read_text() == "scratch\n"
-    with pytest.raises(T.RunError, match=r"started from scratch; this sweep starts from best.pt sha256:[0-9a-f]{12}"):
+    assert not (scratch / "settings.json").exists()  # nothing ran: no claim
+    row = dict(variant="base", seed=0, epochs=1, imgsz=160, device="cpu", map50=0.1, map50_95=0.05, precision=0.1,
+               recall=0.1, params=1, gflops=1.0, s_per_epoch=1.0, **dict.fromkeys(T.TEST_COLUMNS, 0.1))
+    T.sweep(scratch).record(row)
+    assert json.loads((scratch / "settings.json").read_text()) == {"start": "scratch"}
+    with pytest.raises(T.SettingsClash, match="other settings for start"):
         T.train_all(["base"], [], yaml, scratch, weights=first, **sweep)
-    T.train_all(["base"], [], yaml, pretrained, weights=first, **sweep)
+    T.sweep(pretrained, weights=first).record(row)
+    assert json.loads((pretrained / "settings.json").read_text())["start"] == T.start_of(first)
     T.train_all(["base"], [], yaml, pretrained, weights=first, **sweep)  # the same start again: fine
     for other in (second, None):  # same file name, other bytes; or no checkpoint
-        with pytest.raises(T.RunError, match="started from best.pt sha256:.*give it another --out"):
+        with pytest.raises(T.SettingsClash, match="give it another --out|use another --out"):
             T.train_all(["base"], [], yaml, pretrained, weights=other, **sweep)
+    assert re.fullmatch(r"best.pt sha256:[0-9a-f]{12}", T.start_of(first))
     assert T.start_of(first) != T.start_of(second) and T.start_of(None) == "scratch"
 
 
@@ -182,7 +190,7 @@ def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(T, "train_one", stop_on_second)
+    monkeypatch.setattr(T.runs, "train_one", stop_on_second)
     with pytest.raises(KeyboardInterrupt):
         T.train_all(["neck_fla"], [0, 1], data, tmp_path, epochs=1, imgsz=96, quick=True)
     assert [(r["variant"], r["seed"]) for r in T.read_results(tmp_path)] == [("neck_fla", 0)]
@@ -204,7 +212,7 @@ def seeded_runs(data, tmp_path_factory):
         for k, seed in enumerate([0, 0, 1]):
             out = tmp_path_factory.mktemp(f"seed{k}")
             row = T.train_one("c2f_fla", seed, data, out, epochs=1, imgsz=128, quick=True)
-            _, log = _csv(T.run_dir(out, "c2f_fla", seed, 1, 128) / "results.csv")
+            _, log = read_csv(T.run_dir(out, "c2f_fla", seed, 1, 128) / "results.csv")
             runs.append((row, log))
     finally:
         FocusedLinearAttention.forward = forward
@@ -255,7 +263,7 @@ def test_amp_check_never_downloads(monkeypatch, tmp_path):
 
     monkeypatch.setattr(utils, "WEIGHTS_DIR", tmp_path)  # yolo26n.pt absent: the real check would download it
     calls = []
-    check = T.amp_check_offline(lambda model: calls.append(model) or "real")
+    check = amp_check_offline(lambda model: calls.append(model) or "real")
     on_gpu = torch.nn.Linear(1, 1, device="meta")  # any non-CPU device stands for the GPU here
     assert check(on_gpu) is True and calls == []
     assert check(torch.nn.Linear(1, 1)) == "real"  # CPU: the real check (it returns False before any download)
@@ -286,7 +294,7 @@ def test_old_results_csv_reads_with_empty_test_columns(tmp_path):
     (tmp_path / "results.csv").write_text(",".join(old) + "\nbase,0,30,320,cpu,0.127,0.046,0.194,0.199,3011238,8.19,5.42\n")
     (row,) = T.read_results(tmp_path)
     assert (row["variant"], row["epochs"], row["map50"]) == ("base", 30, 0.127)
-    assert list(row) == T.COLUMNS and all(math.isnan(row[c]) for c in T.TEST_COLUMNS)
+    assert list(row) == list(T.COLUMNS) and all(math.isnan(row[c]) for c in T.TEST_COLUMNS)
 
 
 def test_compare_pairs_seeds_and_says_whether_the_interval_excludes_zero(tmp_path):
@@ -309,15 +317,13 @@ def test_compare_pairs_seeds_and_says_whether_the_interval_excludes_zero(tmp_pat
     assert lines[0].startswith("- `c2f_fla` − `base` (2 epochs, 160 px, 2 seeds, 40 test images)")
     assert lines[0].count("excludes 0: variant better") == 2
     assert lines[1].count("+0.000 [+0.000, +0.000] includes 0: no difference shown") == 2
-    T.write_results(rows, tmp_path, found)
+    folder = T.sweep(tmp_path)
+    folder.rows = rows
+    folder.write(T.markdown(rows, found))
     assert "\n".join(lines) in (tmp_path / "results.md").read_text()
     T.write_comparisons(found, tmp_path)
     again = T.read_comparisons(tmp_path)
     assert [{**c, "per_seed": pytest.approx(c["per_seed"], abs=1e-6)} for c in found] == again
-
-
-def _fla(*args):
-    return subprocess.run([sys.executable, "-m", "fla", "train", *args], capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -329,14 +335,14 @@ def _fla(*args):
     (["--data", "/nonexistent/helmet.yaml"], "/nonexistent/helmet.yaml (from --data): no such file or folder."),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(args, message, tmp_path):
-    out = _fla(*args, "--out", str(tmp_path))
+    out = cli("train", *args, "--out", str(tmp_path))
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.startswith(f"fla train: ") and message in out.stderr, out.stderr[-2000:]
+    assert out.stderr.startswith("fla train: ") and message in out.stderr, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and out.stdout == ""
 
 
 def test_run_folders_are_portable_and_distinct():
-    folders = {T.run_dir(Path("out"), v, 0, 60, 320).name for v in T.VARIANTS}
-    assert len(folders) == len(T.VARIANTS)
+    folders = {T.run_dir(Path("out"), v, 0, 60, 320).name for v in VARIANTS}
+    assert len(folders) == len(VARIANTS)
     assert not any(":" in f for f in folders)
     assert T.run_dir(Path("out"), "yolo11:c3k2_fla", 1, 60, 320).name == "yolo11.c3k2_fla-s1-e60-320px"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fla import functional as Fn
-from fla.complexity import (
+from fla.course.complexity import (
     count_table,
     loglog_slope,
     mixing_cost,
@@ -16,8 +16,8 @@ from fla.complexity import (
     mixing_overtakes_projections,
     power_law_range,
 )
-from fla.tokens import default_image_path, image_tokens, load_image
-from fla.views import (
+from fla.course.tokens import default_image_path, image_tokens, load_image
+from fla.course.views import (
     attention_matrices,
     dwc_kernels,
     dwc_strength_curve,
@@ -242,7 +242,7 @@ def _controls(box):
 
 
 def test_focusing_widget_shows_what_the_callback_computes(image, tokens):
-    from fla.widgets import focusing_widget
+    from fla.course.widgets import focusing_widget
 
     box = focusing_widget(image, tokens)
     controls, text, picture = _controls(box), box.children[1], box.children[2]
@@ -256,7 +256,7 @@ def test_focusing_widget_shows_what_the_callback_computes(image, tokens):
 
 
 def test_rank_widget_shows_what_the_callback_computes(tokens):
-    from fla.widgets import rank_widget
+    from fla.course.widgets import rank_widget
 
     box = rank_widget(tokens)
     controls, text = _controls(box), box.children[1]

@@ -161,7 +161,7 @@ def test_checkpoint_round_trip_in_a_fresh_process(models, tmp_path):
     code = textwrap.dedent(
         f"""
         import torch, fla
-        from fla.env import offline_ultralytics
+        from fla.yolo.patches import offline_ultralytics
         offline_ultralytics()
         from ultralytics import YOLO
         m = YOLO({str(path)!r})

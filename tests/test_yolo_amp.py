@@ -11,7 +11,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 import fla.yolo as Y
 
-from yolo_common import attention_modules, detection_loss, fla_variants
+from helpers import attention_modules, detection_loss, fla_variants
 
 
 @pytest.mark.parametrize("variant", fla_variants())

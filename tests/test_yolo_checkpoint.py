@@ -81,7 +81,7 @@ def test_missing_fla_teach_names_the_distribution_and_never_installs_fla(checkpo
 
 def test_without_the_requirement_ultralytics_would_install_fla(checkpoint, tmp_path, monkeypatch):
     """The control: a plain pickle of the same model makes ultralytics run ``pip install fla``."""
-    for cls in Y._modules_of(Y):
+    for cls in Y.patches._modules_of(Y.blocks):
         monkeypatch.setattr(cls, "__reduce_ex__", object.__reduce_ex__)
     plain = tmp_path / "plain.pt"
     YOLO(checkpoint).save(plain)

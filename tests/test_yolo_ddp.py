@@ -21,7 +21,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 import fla.yolo as Y
 
-from yolo_common import HELMET, attention_modules, fake_batch, fla_variants, small_helmet, with_loss_args
+from helpers import HELMET, attention_modules, fake_batch, fla_variants, small_helmet, with_loss_args
 
 
 @pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
@@ -60,7 +60,7 @@ def test_ddp_worker_rebuilds_our_blocks_without_importing_fla(tmp_path):
         for f in (script, script.replace(".py", ".pt")):
             __import__("pathlib").Path(f).unlink(missing_ok=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "fla.yolo.FLABlock" in out.stdout and "fla.attention.FocusedLinearAttention" in out.stdout
+    assert "fla.yolo.blocks.FLABlock" in out.stdout and "fla.attention.FocusedLinearAttention" in out.stdout
     assert float(out.stdout.split("max abs diff:")[1]) == 0.0
 
 

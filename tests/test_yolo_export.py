@@ -15,7 +15,7 @@ from ultralytics import YOLO
 
 import fla.yolo as Y
 
-from yolo_common import HELMET, attention_modules, fla_variants, photo
+from helpers import HELMET, attention_modules, fla_variants, photo
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
 pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")

@@ -1,21 +1,15 @@
 """``fla train --weights PATH``: every variant starts from a pretrained checkpoint through fla.yolo.transfer."""
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import socket
-import threading
 from pathlib import Path
 
 import pytest
-from ultralytics import YOLO
 
-import fla.train as T
-import fla.yolo as Y
-from fla.__main__ import main
+import fla.experiments.training as T
+from fla.cli import main
 
-from yolo_common import HELMET
+from helpers import HELMET, closed_port, serve
 
 pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
 
@@ -45,30 +39,10 @@ def weights_host(tmp_path, trained_base, monkeypatch):
     root.mkdir()
     (root / "yolov8n.pt").write_bytes(trained_base.read_bytes())
     (root / "yolo11n.pt").write_bytes(b"not a file")
-    requests = []
-
-    class Host(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.chdir(tmp_path)  # no yolov8n.pt in the current folder
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Host, directory=str(root)))
-    server.url, server.requests = f"http://127.0.0.1:{server.server_address[1]}", requests
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    with serve(root) as server:
+        yield server
 
 
 def test_pretrained_downloads_once_then_uses_the_local_copy(weights_host, trained_base, tmp_path):
@@ -92,12 +66,12 @@ def test_pretrained_is_none_with_a_reason_when_it_cannot_be_had(weights_host, tm
 
 
 def test_pretrained_refuses_a_name_ultralytics_does_not_publish(tmp_path):
-    with pytest.raises(T.RunError, match="not an ultralytics checkpoint name"):
+    with pytest.raises(T.NotACheckpointName, match="not an ultralytics checkpoint name"):
         T.pretrained("yolov8n-fla.pt", folder=tmp_path)
 
 
 def test_train_weights_option_says_when_a_checkpoint_name_cannot_be_downloaded(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(T, "PRETRAINED_URL", closed_port())
+    monkeypatch.setattr(T.download, "PRETRAINED_URL", closed_port())
     monkeypatch.chdir(tmp_path)
     from ultralytics.utils import SETTINGS
 

@@ -13,7 +13,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 import fla.yolo as Y
 
-from yolo_common import HELMET, attention_modules, base_of, detection_loss, fla_variants, photo
+from helpers import HELMET, attention_modules, base_of, detection_loss, fla_variants, photo
 
 FLA = fla_variants()
 pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
@@ -38,7 +38,7 @@ def bases(trained_base, tmp_path_factory):
 
 def _untransferred(src: DetectionModel, dst: DetectionModel) -> list[str]:
     """Source tensors with no same-shaped home in dst, after the layer renumbering transfer uses."""
-    index = Y._layer_map(src.yaml, dst.yaml)
+    index = Y.weights._layer_map(src.yaml, dst.yaml)
     theirs = dst.state_dict()
     missing = []
     for k, v in src.state_dict().items():
@@ -73,7 +73,7 @@ def test_transfer_starts_where_the_pretrained_model_is(bases, variant):
 def test_transfer_renumbers_layers_after_a_neck_block():
     """neck_fla inserts layer 10: yolov8's layers 10.. land one index later, the Detect head included."""
     base, neck = (yaml_of(v) for v in ("base", "neck_fla"))
-    index = Y._layer_map(base, neck)
+    index = Y.weights._layer_map(base, neck)
     n_layers = len(base["backbone"] + base["head"])
     assert [index[i] for i in range(n_layers)] == list(range(10)) + list(range(11, n_layers + 1))
 

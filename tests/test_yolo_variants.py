@@ -7,6 +7,7 @@ import yaml
 from torch import nn
 
 import fla.yolo as Y
+from fla import FocusedLinearAttention
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 from ultralytics.nn.modules import C2f, C2PSA, C3k2
@@ -75,7 +76,7 @@ def test_yolo26_fla_replaces_every_softmax_attention():
     n_softmax = sum(isinstance(m, Attention) for m in stock.modules())
     assert n_softmax == 2
     assert sum(isinstance(m, Attention) for m in ours.modules()) == 0
-    fla = [m for m in ours.modules() if isinstance(m, Y.FocusedLinearAttention)]
+    fla = [m for m in ours.modules() if isinstance(m, FocusedLinearAttention)]
     assert len(fla) == n_softmax
     psa = [m for m in ours.modules() if isinstance(m, Y.PSABlock_FLA)]
     assert len(psa) == 2 and all(p.attn in fla for p in psa)  # FFN and residuals of PSABlock kept
@@ -98,7 +99,7 @@ def _tensors(out):
 @pytest.mark.parametrize("variant", NEW)
 def test_new_variants_train_forward_and_backward_on_a_rectangle(models, variant):
     net = models[variant].model.train()
-    attn = [m for m in net.modules() if isinstance(m, Y.FocusedLinearAttention)]
+    attn = [m for m in net.modules() if isinstance(m, FocusedLinearAttention)]
     with torch.no_grad():  # the branches start as no-ops (zero output projection): move off zero, as one step would
         for m in attn:
             m.proj.weight.normal_(0, 0.02)
@@ -123,7 +124,7 @@ def test_summary_agrees_with_ultralytics(models, variant):
 
 
 def test_placements_measure_map_stride_and_costs(models):
-    from fla.models import attention_placements
+    from fla.yolo.table import attention_placements
 
     rows, total = attention_placements(models["c2f_fla_p3"], 640)
     assert {(r["layer"], r["map"], r["stride"], r["tokens"]) for r in rows} == {(4, (80, 80), 8, 6400)}
@@ -139,7 +140,7 @@ def test_placements_measure_map_stride_and_costs(models):
 
 
 def test_models_command_table_without_latency(capsys):
-    from fla.__main__ import main
+    from fla.cli import main
 
     assert main(["models", "--variants", "c2f_fla_p3", "yolo11:base", "--no-latency"]) == 0
     out = capsys.readouterr().out
@@ -149,19 +150,19 @@ def test_models_command_table_without_latency(capsys):
 
 
 def test_models_command_rejects_bad_input(capsys):
-    from fla.__main__ import main
+    from fla.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["models", "--variants", "yolo99:x"])
     assert exit_.value.code == 2 and "invalid choice: 'yolo99:x'" in capsys.readouterr().err
     assert main(["models", "--runs", "0"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == ["fla models: error: need --runs >= 1, --warmup >= 0 and --imgsz a multiple of 32"]
+    assert capsys.readouterr().err.strip().splitlines() == ["fla models: error: need --runs >= 1, --warmup >= 0 and --imgsz a multiple of 32 (see fla models --help)"]
 
 
 def test_train_accepts_the_new_variant_names():
     import argparse
 
-    from fla import train
+    from fla.cli import train
 
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)

@@ -21,7 +21,7 @@ from importlib.util import find_spec
 if not find_spec("fla"):  # Colab or a fresh kernel (`make lab` has installed it already)
     %pip install "{{FLA_SOURCE}}"
     if not find_spec("fla"): raise SystemExit(f"fla did not install from {{FLA_SOURCE}}. Set FLA_SOURCE (first line) to a git URL you can reach, or upload the project (folder or .zip, Files pane) and set FLA_SOURCE to its path; then run this cell again.")
-import fla.nb; device = fla.nb.setup()  # seeds, turns on Colab's widget manager, prints the device and the mode'''
+import fla.course; device = fla.course.setup()  # seeds, turns on Colab's widget manager, prints the device and the mode'''
 
 
 def pin() -> tuple[str, str]:

@@ -1,7 +1,7 @@
 """Where the cost of attention goes: counts, wall-clock and peak memory over the number of tokens (notebook 01).
 
 The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``), the counters
-in ``fla.flops`` and the timing and memory primitives in ``fla.bench``; this module lines them up
+in ``fla.flops`` and the timing and memory primitives in ``fla.measure``; this module lines them up
 over N, so the notebook only prints and plots.
 """
 from __future__ import annotations
@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import functional as Fn
-from .flops import count_flops
+from .. import functional as Fn
+from ..flops import count_flops
+from ..measure import peak_memory_mb, time_impls
+from ..runtime import torch_threads
 
 __all__ = [
     "count_table",
@@ -107,7 +109,7 @@ def mixing_functions(p: float = 3.0) -> dict:
 
 
 class _Mixing(nn.Module):
-    """f(q, k, v) behind the one-input interface of ``fla.bench``: x stacks q, k, v on dim 0."""
+    """f(q, k, v) behind the one-input interface of ``fla.measure``: x stacks q, k, v on dim 0."""
 
     def __init__(self, fn):
         super().__init__()
@@ -121,30 +123,23 @@ def mixing_cost(fns: dict, ns, d: int = 64, device: torch.device | str = "cpu", 
                 cpu_threads: int | None = 1) -> dict:
     """Milliseconds per call and peak MiB allocated during one call, per function and N (notebook 01).
 
-    Forward only, no autograd graph, one head of d channels. Time: ``fla.bench.time_impls``
+    Forward only, no autograd graph, one head of d channels. Time: ``fla.measure.time_impls``
     (the functions take turns, median of ``repeats``) in ``rounds`` passes over the sweep,
     the fastest pass kept, since other work on the machine only ever adds time; on the CPU on
-    ``cpu_threads`` threads (None: torch's setting). Memory: ``fla.bench.peak_memory_mb``, the
+    ``cpu_threads`` threads (None: torch's setting). Memory: ``fla.measure.peak_memory_mb``, the
     peak of bytes live in torch's allocator above what was live before the call (q, k, v are
     not counted, the output is). Returns {"ms": name -> list, "MiB": name -> list}.
     """
-    from .bench import peak_memory_mb, time_impls
-
     device = torch.device(device)
     modules = {name: _Mixing(fn) for name, fn in fns.items()}
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and cpu_threads:
-        torch.set_num_threads(cpu_threads)
     inputs = [torch.randn(3, 1, 1, n, d, device=device) for n in ns]
-    try:
+    with torch_threads(cpu_threads if device.type == "cpu" else None):
         ms = {name: [math.inf] * len(ns) for name in fns}
         for _ in range(rounds):
             for i, x in enumerate(inputs):
                 for name, t in time_impls(modules, x, repeats=repeats, warmup=1).items():
                     ms[name][i] = min(ms[name][i], t)
         mib = {name: [peak_memory_mb(m, x, backward=False) for x in inputs] for name, m in modules.items()}
-    finally:
-        torch.set_num_threads(threads)
     return {"ms": ms, "MiB": mib}
 
 

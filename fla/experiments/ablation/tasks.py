@@ -151,33 +151,18 @@ def patch_labels(boxes: np.ndarray, grid: int) -> np.ndarray:
     return labels
 
 
-def _split_dir(data_yaml: Path, split: str) -> tuple[Path, Path]:
-    """(images folder, labels folder) of ``split``: YOLO's layout, ``.../images/<split>`` beside ``.../labels/<split>``."""
-    import yaml
-
-    cfg = yaml.safe_load(Path(data_yaml).read_text())
-    root = Path(data_yaml).parent / (cfg.get("path") or ".")  # an absolute path: the join keeps it
-    images = root / cfg[split]
-    parts = list(images.parts)
-    i = len(parts) - 1 - parts[::-1].index("images") if "images" in parts else None
-    if i is None:
-        raise FileNotFoundError(f"{images}: expected an images/ folder (YOLO layout) in {data_yaml}")
-    return images, Path(*parts[:i], "labels", *parts[i + 1:])
-
-
 @lru_cache(maxsize=8)
 def _load_split(data_yaml: str, split: str, size: int, grid: int):
     from PIL import Image
 
-    images_dir, labels_dir = _split_dir(Path(data_yaml), split)
-    paths = sorted(images_dir.glob("*.jpg"))
-    if not paths:
-        raise FileNotFoundError(f"no .jpg images in {images_dir}")
+    from ...yolo.datasets import label_path, split_images
+
+    paths = split_images(data_yaml, split)
     pixels, labels = [], []
     for p in paths:
         img = Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)
         pixels.append(np.asarray(img, dtype=np.float32) / 255.0)
-        txt = labels_dir / f"{p.stem}.txt"
+        txt = label_path(p)
         rows = [line.split() for line in txt.read_text().splitlines() if line.strip()] if txt.is_file() else []
         labels.append(patch_labels(np.array(rows, dtype=np.float64).reshape(-1, 5), grid))
     images = torch.from_numpy(rearrange(np.stack(pixels), "n h w c -> n c h w").copy())

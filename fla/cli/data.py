@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import DEFAULT_BASE_URL, DataError, cache_dir, get_data
+from ..data import DEFAULT_BASE_URL, DataError, cache_dir, get_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,13 +29,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(path)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fla data", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ nothing that cannot be installed. So the features are fixed and explainable:
    scale a trained ViT's LayerNorm gives its tokens.
 
 With queries = keys = these tokens, attention is "look at the patches that look like me"
-(``fla.views`` builds those attention matrices from the paper's equations).
+(``fla.course.views`` builds those attention matrices from the paper's equations).
 """
 from __future__ import annotations
 
@@ -39,9 +39,7 @@ def default_image_path() -> Path:
         images = sorted((Path(data) / "images" / "val").glob("*.jpg"))
         if images:
             return images[0]
-    from .env import offline_ultralytics
-
-    offline_ultralytics()
+    import fla.yolo  # noqa: F401  ultralytics offline before its first import
     from ultralytics.utils import ASSETS
 
     return Path(ASSETS) / "bus.jpg"

@@ -1,4 +1,8 @@
-"""Small things every notebook needs: the quick-mode switch, the device, and ``setup()``.
+"""The notebooks' helpers (the course): what each notebook computes and draws, and what every notebook needs.
+
+- here: the quick-mode switch ``QUICK``, the device, and ``setup()``;
+- ``complexity`` (notebook 01), ``tokens`` (02, 03), ``views`` (02, 03: the attention and rank views),
+  ``widgets`` (02, 03: their sliders).
 
 Each notebook's first cell installs this package with ``%pip`` from ``FLA_SOURCE`` when ``fla`` is
 missing (Colab, a fresh kernel), then calls ``setup()``; docs/colab.md follows that path.
@@ -12,6 +16,8 @@ import sys
 import numpy as np
 import torch
 
+from ..runtime import pick_device
+
 __all__ = ["QUICK", "setup", "device", "enable_colab_widgets"]
 
 #: ``FLA_QUICK=1`` shrinks every heavy cell (CI runs the notebooks that way).
@@ -20,7 +26,7 @@ QUICK = os.environ.get("FLA_QUICK", "0") not in ("", "0", "false", "False")
 
 def device() -> torch.device:
     """The GPU when one is present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return pick_device()
 
 
 def enable_colab_widgets() -> bool:

@@ -25,9 +25,24 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Detections", "paired_bootstrap", "detectable", "seeds_needed", "images_needed", "METRICS"]
+__all__ = ["Detections", "paired_bootstrap", "detectable", "seeds_needed", "images_needed", "METRICS", "group_by",
+           "mean_sd"]
 
 METRICS = ("map50", "map50_95")
+
+
+def group_by(rows: list[dict], columns: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Rows by their values of ``columns``, in the order each group first appears (the seeds of one configuration)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[c] for c in columns), []).append(r)
+    return groups
+
+
+def mean_sd(xs) -> tuple[float, float]:
+    """Mean and sample standard deviation; the deviation of a single value is 0 (no spread seen, not none)."""
+    xs = list(xs)
+    return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""ipywidgets wiring for notebooks 02 and 03: controls -> a view from ``fla.views`` -> figure + text.
+"""ipywidgets wiring for notebooks 02 and 03: controls -> a view from ``fla.course.views`` -> figure + text.
 
 Nothing is computed here; the views are plain functions that tests call directly.
 The picture is an Image widget (PNG bytes) and the numbers an HTML widget, not an Output

@@ -13,14 +13,14 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from . import functional as Fn
+from ... import functional as Fn
 from .tasks import PAIR, QUERY
 
-__all__ = ["attention", "answer_mass", "plot_recall_attention", "trained_ranks"]
+__all__ = ["attention_maps", "answer_mass", "plot_recall_attention", "trained_ranks"]
 
 
 @torch.no_grad()
-def attention(model, inputs, block: int = 0) -> torch.Tensor:
+def attention_maps(model, inputs, block: int = 0) -> torch.Tensor:
     """(B, heads, N, N) row-stochastic weights of ``model.blocks[block]``'s mixer on ``inputs`` (DWC term excluded)."""
     model.eval()
     x = model.features(inputs)[block]
@@ -41,7 +41,7 @@ def answer_mass(model, b, block: int = 0) -> torch.Tensor:
 
     Averaged over every query of the batch ``b``; compare with 1/N, what uniform attention gives.
     """
-    a = attention(model, b, block)  # (B, heads, N, N)
+    a = attention_maps(model, b, block)  # (B, heads, N, N)
     bi, qi, ai = _answer_cells(b)
     return a[bi, :, qi, ai].mean(dim=0)
 
@@ -61,7 +61,7 @@ def plot_recall_attention(models: dict, b, index: int = 0, query: int = 0, block
     pairs = torch.nonzero(b.role[index].flatten() == PAIR).flatten()
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.4), squeeze=False)
     for ax, (label, model) in zip(axes[0], models.items()):
-        a = attention(model, b, block)[index, :, q]  # (heads, N)
+        a = attention_maps(model, b, block)[index, :, q]  # (heads, N)
         head = int(a[:, ans].argmax())
         im = ax.imshow(rearrange(a[head], "(h w) -> h w", h=h).numpy(), cmap="viridis", vmin=0)
         ax.scatter([int(c) % w for c in pairs], [int(c) // w for c in pairs], s=12, c="white", marker=".")
@@ -82,7 +82,7 @@ def trained_ranks(model, inputs, block: int = 0, index: int = 0, rtol: float | N
     smallest rank of A_h + D_c over heads h and head channels c, the paper's equivalent attention.
     Also N and the head dim d, the bound's two sides. rtol: numpy's default, N · eps(float32).
     """
-    a = attention(model, inputs, block)[index]  # (heads, N, N)
+    a = attention_maps(model, inputs, block)[index]  # (heads, N, N)
     mixer = model.blocks[block].mixer
     n, d = a.shape[-1], mixer.head_dim
     rtol = n * torch.finfo(torch.float32).eps if rtol is None else rtol

@@ -1,4 +1,4 @@
-"""``fla models``: one table for every YOLO variant — size, arithmetic and CPU latency per image (notebook 05).
+"""One table for every YOLO variant (``fla models``) — size, arithmetic and CPU latency per image (notebook 05).
 
 Columns, per variant at one scale (n by default), nc=80, 640×640:
 
@@ -19,14 +19,14 @@ and the load average before and after, and nothing in the tests depends on it.
 from __future__ import annotations
 
 import copy
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["attention_placements", "plot_network", "measure", "measure_all", "markdown", "conditions"]
+from ..files import markdown_table
+
+__all__ = ["COLUMNS", "attention_placements", "plot_network", "measure", "measure_all", "markdown"]
 
 COLUMNS = ["variant", "scale", "params", "attention_params", "gflops", "attention_gflops", "gflops_all",
            "torch_ms", "ort_ms", "torch_min_ms", "ort_min_ms"]
@@ -36,7 +36,7 @@ def attention_types() -> tuple[type, ...]:
     """Our attention modules and ultralytics' (PSABlock's ``Attention``, A2C2f's area attention ``AAttn``)."""
     from ultralytics.nn.modules.block import AAttn, Attention
 
-    from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
+    from ..attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
 
     return FocusedLinearAttention, LinearAttention, SoftmaxAttention, Attention, AAttn
 
@@ -54,9 +54,9 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .attention import FocusedLinearAttention
-    from .flops import _count_cpu_sdpa
-    from .functional import attention_macs, projection_macs
+    from ..attention import FocusedLinearAttention
+    from ..flops import _count_cpu_sdpa
+    from ..functional import attention_macs, projection_macs
 
     net = getattr(model, "model", model)
     net = copy.deepcopy(net).float().eval()
@@ -90,7 +90,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
 
 
 def _attention_kind(layer) -> str | None:
-    from .attention import FocusedLinearAttention, LinearAttention
+    from ..attention import FocusedLinearAttention, LinearAttention
 
     kinds = [m for m in layer.modules() if isinstance(m, attention_types())]
     if not kinds:
@@ -182,10 +182,10 @@ def _prepare(variant: str, scale: str, imgsz: int, onnx: bool, latency: bool, mo
     """(row with the counts, fused torch model, ONNX Runtime session): everything but the timing."""
     from ultralytics import YOLO
 
-    from . import yolo
+    from .variants import model_summary, model_yaml
 
-    model = model or YOLO(yolo.model_yaml(variant, scale), verbose=False)
-    summary = yolo.model_summary(model, imgsz)
+    model = model or YOLO(model_yaml(variant, scale), verbose=False)
+    summary = model_summary(model, imgsz)
     placements, total = attention_placements(model, imgsz)
     row = {"variant": variant, "scale": scale, "params": summary["params"],
            "attention_params": summary["attention_params"], "gflops": summary["gflops"],
@@ -242,19 +242,6 @@ def measure(variant: str, **kwargs) -> dict:
     return measure_all([variant], progress=False, **kwargs)[0]
 
 
-def conditions() -> str:
-    """CPU, threads and load average: what a latency figure was measured under."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load}"
-
-
 def markdown(rows: list[dict], runs: int | None = None) -> str:
     """The table as markdown; latency columns only when some row has them."""
     def ms(median, low):
@@ -262,65 +249,17 @@ def markdown(rows: list[dict], runs: int | None = None) -> str:
 
     lat = any(r["torch_ms"] is not None for r in rows)
     head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms", "ORT ms"] if lat else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    table = []
     for r in rows:
         cells = [f"{r['variant']}@{r['scale']}" if r["scale"] != "n" else r["variant"], f"{r['params']:,}",
                  f"{r['attention_params']:,}", f"{r['gflops']:.2f}",
                  f"{r['attention_gflops']:.3f} ({100 * r['attention_gflops'] / r['gflops_all']:.1f}%)"]
         if lat:
             cells += [ms(r["torch_ms"], r["torch_min_ms"]), ms(r["ort_ms"], r["ort_min_ms"])]
-        lines.append("| " + " | ".join(cells) + " |")
+        table.append(cells)
     note = ("GFLOPs: ultralytics' count (thop) at 640×640. attn GFLOPs*: the attention modules' matmuls and convs "
             "(ours and ultralytics' own; torch FlopCounterMode), in brackets their share of the model's.")
     if lat:
         note += (f" Latency: batch 1, 640×640, fused model, median (minimum) of {runs} runs after warm-up, "
                  "the variants timed round by round.")
-    return "\n".join(lines) + "\n\n" + note
-
-
-def add_arguments(parser) -> None:
-    from .yolo import VARIANTS
-
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT",
-                        help="which variants (default: all): " + ", ".join(VARIANTS))
-    parser.add_argument("--scale", default="n", choices=list("nsmlx"))
-    parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--runs", type=int, default=30, help="timed runs per runtime (median reported; default 30)")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--no-latency", action="store_true", help="params and GFLOPs only (fast)")
-    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and ONNX Runtime timing")
-    parser.add_argument("--csv", type=Path, help="also write the rows as CSV")
-
-
-def _error(message: str) -> int:
-    import sys
-
-    print(f"fla models: error: {message}", file=sys.stderr)
-    return 2
-
-
-def run(args) -> int:
-    if args.runs < 1 or args.warmup < 0 or args.imgsz < 32 or args.imgsz % 32:
-        return _error("need --runs >= 1, --warmup >= 0 and --imgsz a multiple of 32")
-    onnx = not (args.no_onnx or args.no_latency)
-    if onnx:
-        try:
-            import onnx as _  # noqa: F401
-            import onnxruntime as _  # noqa: F401,F811
-        except ImportError as e:
-            return _error(f"{e.name} is not installed: pip install 'fla-teach[onnx]' (or pass --no-onnx)")
-    before = conditions()
-    rows = measure_all(args.variants, scale=args.scale, imgsz=args.imgsz, runs=args.runs, warmup=args.warmup,
-                       onnx=onnx, latency=not args.no_latency)
-    print(markdown(rows, args.runs))
-    if not args.no_latency:
-        print(f"\nmeasured on: {before}\nload after:  {conditions().rsplit('load average ', 1)[1]}")
-    if args.csv:
-        import csv
-
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
-    return 0
+    return markdown_table(head, table, numeric=True) + "\n\n" + note

@@ -1,6 +1,6 @@
 """What notebooks 02 and 03 compute and draw, on the paper's equations (``fla.functional``).
 
-Every view takes the token map of ``fla.tokens.image_tokens`` (1, d, H, W) and uses the tokens
+Every view takes the token map of ``fla.course.tokens.image_tokens`` (1, d, H, W) and uses the tokens
 themselves as queries, keys and values (identity projections, no positional encoding), so each
 attention map answers "which patches look like this one?". The matrices are built from the
 reference functions, not from the modules' internals; ``tests/test_views.py`` checks that they
@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from . import functional as Fn
+from .. import functional as Fn
+from ..runtime import torch_threads
 
 __all__ = [
     "KINDS",
@@ -212,12 +213,8 @@ def _svdvals(m: torch.Tensor) -> torch.Tensor:
     """Singular values in float64, batched over leading dims, on one CPU thread: LAPACK's small
     SVDs gain nothing from a second thread, and on a busy machine two threads waiting for each
     other took 14x longer (23 s vs 1.6 s for 64 matrices of 196×196)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return torch.linalg.svdvals(m.double())
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _ranks(s: torch.Tensor, rtol: float) -> torch.Tensor:

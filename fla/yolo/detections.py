@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import yolo  # noqa: F401  offline switches + our blocks registered before checkpoints are unpickled
+from .datasets import label_path, read_data, split_images
 
 __all__ = ["val_images", "ground_truth", "split_summary", "show_detections"]
 
@@ -17,13 +17,8 @@ COLOURS = {0: "tab:green", 1: "tab:red"}  # helmet, head
 def val_images(data_yaml, n: int = 4, min_heads: int = 1) -> list[Path]:
     """The first ``n`` validation images (sorted by name) with at least ``min_heads`` boxes of class 1 (head):
     the interesting ones, since most boxes are helmets."""
-    import yaml
-
-    data_yaml = Path(data_yaml)
-    cfg = yaml.safe_load(data_yaml.read_text())
-    root = Path(cfg.get("path") or data_yaml.parent)
     picked = []
-    for image in sorted((root / cfg["val"]).glob("*.jpg")):
+    for image in split_images(data_yaml, "val"):
         if sum(c == 1 for c, _ in ground_truth(image)) >= min_heads:
             picked.append(image)
         if len(picked) == n:
@@ -34,9 +29,7 @@ def val_images(data_yaml, n: int = 4, min_heads: int = 1) -> list[Path]:
 def ground_truth(image) -> list[tuple[int, tuple[float, float, float, float]]]:
     """``[(class, (cx, cy, w, h)), ...]`` normalised, from the label file ultralytics reads for ``image``
     (``img2label_paths``: the last ``images`` folder of the path becomes ``labels``)."""
-    from ultralytics.data.utils import img2label_paths
-
-    label = Path(img2label_paths([str(image)])[0])
+    label = label_path(image)
     rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
     return [(int(r[0]), tuple(map(float, r[1:5]))) for r in rows]
 
@@ -44,18 +37,14 @@ def ground_truth(image) -> list[tuple[int, tuple[float, float, float, float]]]:
 def split_summary(data_yaml) -> list[dict]:
     """Per split of ``data_yaml`` (train, val, test): images, boxes per class and images with at least one box
     of each class — how much evidence a score on that split rests on (notebook 06)."""
-    import yaml
-
-    data_yaml = Path(data_yaml)
-    cfg = yaml.safe_load(data_yaml.read_text())
-    root, names = Path(cfg.get("path") or data_yaml.parent), cfg["names"]
+    data = read_data(data_yaml)
     rows = []
     for split in ("train", "val", "test"):
-        if not cfg.get(split):
+        if not data.get(split):
             continue
-        labels = [[c for c, _ in ground_truth(image)] for image in sorted((root / cfg[split]).glob("*.jpg"))]
+        labels = [[c for c, _ in ground_truth(image)] for image in split_images(data_yaml, split)]
         row = {"split": split, "images": len(labels)}
-        for k, name in names.items():
+        for k, name in data["names"].items():
             row[f"{name} boxes"] = sum(classes.count(k) for classes in labels)
             row[f"images with {name}"] = sum(k in classes for classes in labels)
         rows.append(row)

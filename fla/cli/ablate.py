@@ -1,0 +1,55 @@
+"""``fla ablate``: train small models that differ only in the token mixer: softmax, linear, +focusing, +DWC, FLA."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..experiments.ablation import TASKS, VARIANTS, SettingsClash, find_data, run_ablation, summary_table
+from . import usage_error
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--quick", action="store_true", help="short runs, one seed: a smoke test (about a minute on 2 cores)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), metavar="TASK", help=f"from {', '.join(TASKS)}")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="VARIANT",
+                        help=f"from {', '.join(VARIANTS)}; fla brings its p and kernel-size sweeps")
+    parser.add_argument("--no-sweeps", action="store_true", help="only the five variants, no p / kernel sweeps of fla")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                        help="one run per seed (default 0 1 2; 0 with --quick)")
+    parser.add_argument("--data", help="helmet data.yaml or folder (default: $FLA_DATA, else an earlier `fla data get`)")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel CPU runs, one thread each (default: one per core)")
+    parser.add_argument("--out", help="where ablation.csv, .md, .png and settings.json go "
+                        "(default runs/ablation, runs/ablation-quick with --quick)")
+
+
+
+def run(args) -> int:
+    from ..data import DataError
+
+    def _error(message):
+        return usage_error("fla ablate", message)
+
+    for name, given, allowed in (("--tasks", args.tasks, TASKS), ("--variants", args.variants, VARIANTS)):
+        bad = [x for x in given if x not in allowed]
+        if bad:
+            return _error(f"{name} {' '.join(bad)}: choose from {', '.join(allowed)}")
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    if args.jobs is not None and args.jobs < 1:
+        return _error(f"--jobs {args.jobs}: must be at least 1")
+    try:
+        data = find_data(args.data) if "helmet" in args.tasks else None
+    except DataError as e:
+        return _error(str(e).splitlines()[0])
+    if "helmet" in args.tasks and data is None and args.tasks == ["helmet"]:
+        return _error("--tasks helmet: no helmet data here; get it with `python -m fla data get --out DIR`, "
+                      "then pass --data DIR or set FLA_DATA=DIR")
+    out = args.out or ("runs/ablation-quick" if args.quick else "runs/ablation")
+    t0 = time.perf_counter()
+    try:
+        rows = run_ablation(out, args.tasks, args.variants, seeds, quick=args.quick, sweeps=not args.no_sweeps,
+                            data=data, jobs=args.jobs, log=lambda m: print(m, file=sys.stderr))
+    except SettingsClash as e:
+        return _error(str(e))
+    print(summary_table(rows))
+    print(f"{len(rows)} runs in {Path(out) / 'ablation.csv'}; this call took {time.perf_counter() - t0:.0f} s")
+    return 0

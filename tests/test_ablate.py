@@ -222,6 +222,7 @@ def quick_run(tmp_path_factory):
     return out, res, env
 
 
+@pytest.mark.slow
 def test_quick_run_writes_csv_table_and_plot(quick_run):
     out, res, env = quick_run
     header, rows = read_csv(out / "ablation.csv")
@@ -241,6 +242,7 @@ def test_quick_run_writes_csv_table_and_plot(quick_run):
         assert "helmet task skipped" in res.stderr and "fla data get" in res.stderr
 
 
+@pytest.mark.slow
 def test_rerun_skips_done_rows(quick_run):
     out, _, env = quick_run
     before = (out / "ablation.csv").read_text()
@@ -251,6 +253,7 @@ def test_rerun_skips_done_rows(quick_run):
     assert (out / "ablation.csv").read_text() == before
 
 
+@pytest.mark.slow
 def test_second_run_in_this_process_gives_identical_numbers(quick_run, tmp_path):
     """Same seed, other process layout (in this process, not a worker): the same recall numbers."""
     out, _, _ = quick_run

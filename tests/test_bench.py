@@ -131,6 +131,7 @@ def _fla_bench(*args, cwd=None):
     return run_fla("bench", *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_cli_tiny_run_writes_table_csv_and_plot(tmp_path):
     out = _fla_bench("--sizes", "4,8", "--repeats", "1", "--warmup", "0", "--csv", str(tmp_path / "b.csv"))
     assert out.returncode == 0, out.stderr

@@ -2,6 +2,7 @@ import pytest
 from helpers import run_fla as _fla
 
 
+@pytest.mark.slow
 def test_help_lists_the_verbs():
     out = _fla("--help")
     assert out.returncode == 0
@@ -9,6 +10,7 @@ def test_help_lists_the_verbs():
         assert verb in out.stdout
 
 
+@pytest.mark.slow
 def test_verb_usage_errors_are_one_line():
     out = _fla("bench", "--frobnicate")
     assert out.returncode == 2
@@ -26,6 +28,7 @@ def test_at_least():
             at_least(1)(bad)
 
 
+@pytest.mark.slow
 def test_missing_or_unknown_verb_is_a_usage_error():
     for args in ((), ("fly",)):
         out = _fla(*args)

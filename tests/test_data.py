@@ -91,6 +91,7 @@ def test_manifest_lists_100_per_split_with_hashes():
         assert all(len(e[k]) == 64 for e in entries for k in ("sha256", "sha256_label_src", "sha256_label"))
 
 
+@pytest.mark.slow
 @needs_shared
 def test_download_equals_prepared(host, tmp_path):
     out = tmp_path / "helmet"
@@ -107,6 +108,7 @@ def test_download_equals_prepared(host, tmp_path):
     assert len(host.requests) == 600
 
 
+@pytest.mark.slow
 @needs_shared
 def test_ultralytics_accepts_data_yaml(host, tmp_path):
     from ultralytics.data.utils import check_det_dataset
@@ -118,6 +120,7 @@ def test_ultralytics_accepts_data_yaml(host, tmp_path):
     assert Path(data["test"]) == tmp_path.resolve() / "helmet" / "images" / "test"  # the held-out split
 
 
+@pytest.mark.slow
 @needs_shared
 def test_corrupted_file_is_named_and_nothing_left_behind(host, tmp_path):
     bad = D.manifest("val")[7]["source"]
@@ -130,6 +133,7 @@ def test_corrupted_file_is_named_and_nothing_left_behind(host, tmp_path):
     assert_no_partial(out)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_interrupted_download_resumes_without_refetching(host, tmp_path):
     out = tmp_path / "helmet"
@@ -202,6 +206,7 @@ def test_way3_full_export_builds_the_subset(tmp_path):
         get_data(out=tmp_path / "other", source=partial, progress=False)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_cli_prints_data_yaml_path_last(host, tmp_path):
     env = {**os.environ, "no_proxy": "127.0.0.1,localhost"}
@@ -217,6 +222,7 @@ def test_cli_prints_data_yaml_path_last(host, tmp_path):
     assert run.returncode == 1 and "python -m fla data get" in run.stderr
 
 
+@pytest.mark.slow
 @needs_shared
 def test_resolve_data_defaults_to_the_cache(host, tmp_path, monkeypatch):
     monkeypatch.delenv("FLA_DATA", raising=False)

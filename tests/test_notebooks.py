@@ -101,6 +101,7 @@ def test_kernel_is_this_interpreter(kernel_env):
     assert KernelSpecManager().get_kernel_spec(KERNEL).argv[0] == sys.executable
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_quick_mode(path, kernel_env):

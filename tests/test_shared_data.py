@@ -42,6 +42,7 @@ def tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and p.suffix != ".cache"}
 
 
+@pytest.mark.slow
 @needs_shared
 def test_make_data_fetches_the_shared_folders_once(host, tmp_path):
     server, url = host
@@ -80,6 +81,7 @@ def test_without_network_make_data_gives_up_fast_and_says_how(tmp_path):
     assert not (tmp_path / "shared").exists()
 
 
+@pytest.mark.slow
 def test_a_test_skipped_for_want_of_data_says_how_to_get_it(tmp_path):
     env = {**os.environ, "FLA_SHARED": str(tmp_path / "none")}
     done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_data.py", "-q", "-rs", "-p", "no:cacheprovider"],

@@ -255,6 +255,7 @@ def test_focusing_widget_shows_what_the_callback_computes(image, tokens):
     assert picture.value != first and picture.value[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_rank_widget_shows_what_the_callback_computes(tokens):
     from fla.course.widgets import rank_widget
 

@@ -146,6 +146,7 @@ def test_model_yaml_rejects_unknown():
         Y.model_yaml("base", "q")
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_in_a_fresh_process(models, tmp_path):
     """Like best.pt: the pickled model names fla.yolo classes; a new process must load and run it."""
     from copy import deepcopy

@@ -70,6 +70,7 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_missing_fla_teach_names_the_distribution_and_never_installs_fla(checkpoint, tmp_path):
     out = _load_without_fla(checkpoint, tmp_path)
     print(out)
@@ -79,6 +80,7 @@ def test_missing_fla_teach_names_the_distribution_and_never_installs_fla(checkpo
     assert not any(cmd.split()[-1] == "fla" or " fla " in f"{cmd} " for cmd in pip), pip
 
 
+@pytest.mark.slow
 def test_without_the_requirement_ultralytics_would_install_fla(checkpoint, tmp_path, monkeypatch):
     """The control: a plain pickle of the same model makes ultralytics run ``pip install fla``."""
     for cls in Y.patches._modules_of(Y.blocks):
@@ -90,12 +92,14 @@ def test_without_the_requirement_ultralytics_would_install_fla(checkpoint, tmp_p
     assert any(cmd.split()[-1] == "fla" for cmd in pip), out
 
 
+@pytest.mark.slow
 def test_safe_load_refuses_our_blocks_without_fla_and_installs_nothing(checkpoint, tmp_path):
     out = _load_without_fla(checkpoint, tmp_path, ULTRALYTICS_SAFE_LOAD="1")
     assert "TypeError" in out and "outside the supported Ultralytics checkpoint format" in out
     assert out.rstrip().endswith("PIP []")
 
 
+@pytest.mark.slow
 def test_safe_load_rebuilds_our_blocks_once_fla_yolo_is_imported(checkpoint, tmp_path):
     """ULTRALYTICS_SAFE_LOAD=1 (torch.load(weights_only=True) against an allow-list) in a fresh process."""
     code = textwrap.dedent(f"""
@@ -130,6 +134,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 OLD_CHECKPOINT = FIXTURES / "tiny-fla-a404f1e.pt"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("safe_load", ["0", "1"])
 def test_a_checkpoint_saved_before_the_layout_changed_still_loads_and_computes_the_same(safe_load):
     """Every block of ours in one tiny detector, pickled under the module paths of its day: loaded in a fresh

@@ -24,6 +24,7 @@ import fla.yolo as Y
 from helpers import HELMET, attention_modules, fake_batch, fla_variants, small_helmet, with_loss_args
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
 def test_ddp_worker_rebuilds_our_blocks_without_importing_fla(tmp_path):
     from ultralytics.utils.dist import generate_ddp_file
@@ -93,6 +94,7 @@ def _ddp_worker(rank: int, store: str, out: str, variants: list[str]) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_ddp_training_steps_on_cpu(tmp_path):
     variants = fla_variants()
     mp.spawn(_ddp_worker, args=(str(tmp_path / "store"), str(tmp_path / "report"), variants), nprocs=2, join=True)

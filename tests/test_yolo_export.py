@@ -60,6 +60,7 @@ EXPORTS = {"640x640": {"imgsz": (640, 640)}, "dynamic": {"imgsz": (640, 640), "d
 RUN_AT = {"640x640": (640, 640), "dynamic": (480, 640)}  # a dynamic export runs at a size it was not traced at
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("export", EXPORTS)
 @pytest.mark.parametrize("variant", fla_variants())
 def test_onnx_runtime_matches_torch(checkpoints, variant, export, tmp_path):

@@ -14,6 +14,7 @@ from helpers import HELMET, closed_port, serve
 pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
 
 
+@pytest.mark.slow
 def test_train_weights_option_transfers_and_prints_the_count(helmet_copy, trained_base, tmp_path, capfd):
     out = tmp_path / "ft"
     code = main(["train", "--quick", "--variants", "neck_fla", "--data", str(helmet_copy), "--out", str(out),
@@ -45,6 +46,7 @@ def weights_host(tmp_path, trained_base, monkeypatch):
         yield server
 
 
+@pytest.mark.slow
 def test_pretrained_downloads_once_then_uses_the_local_copy(weights_host, trained_base, tmp_path):
     folder, lines = tmp_path / "weights", []
     path = T.pretrained("yolov8n.pt", base_url=weights_host.url, folder=folder, log=lines.append)
@@ -55,6 +57,7 @@ def test_pretrained_downloads_once_then_uses_the_local_copy(weights_host, traine
     assert weights_host.requests == ["/yolov8n.pt"]  # the second call read the disk
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["offline", "404", "too small"])
 def test_pretrained_is_none_with_a_reason_when_it_cannot_be_had(weights_host, tmp_path, case):
     url = closed_port() if case == "offline" else weights_host.url

@@ -180,6 +180,16 @@ def test_an_output_folder_holds_runs_of_one_start(tmp_path):
     assert T.start_of(first) != T.start_of(second) and T.start_of(None) == "scratch"
 
 
+def test_a_folder_whose_start_txt_recorded_the_start_keeps_it(tmp_path):
+    """Folders written by version 0.1 recorded their start in start.txt: it moves into settings.json, and a sweep
+    from another start is refused there as before."""
+    (tmp_path / "start.txt").write_text("yolov8n.pt sha256:0123456789ab\n")
+    with pytest.raises(T.SettingsClash, match="other settings for start"):
+        T.sweep(tmp_path)
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"start": "yolov8n.pt sha256:0123456789ab"}
+    assert not (tmp_path / "start.txt").exists()
+
+
 @pytest.mark.slow
 def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
     real, calls = T.train_one, []

@@ -17,6 +17,7 @@ never takes part in the choice.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import statistics
 import time
@@ -24,12 +25,13 @@ from pathlib import Path
 
 import torch
 
+from ...files import write_atomic
 from ...runtime import cpu_threads, pick_device, torch_threads, ultralytics_device
 from ...yolo import TransferTrainer, model_summary, model_yaml
 from ...yolo.datasets import has_split
 from ...yolo.patches import offline_amp_check
 from ..stats import Detections
-from ..sweep import Sweep
+from ..sweep import SETTINGS, Sweep
 from . import report
 from .folders import COLUMNS, DETECTIONS, KEY, TEST_COLUMNS, run_dir
 
@@ -170,7 +172,12 @@ def start_of(weights) -> str:
 
 def sweep(out, weights=None, data=None) -> Sweep:
     """The training folder ``out``: its runs all start from ``weights`` (scratch when None). A row counts as
-    done once it has its test columns, or when ``data`` has no test split to score."""
+    done once it has its test columns, or when ``data`` has no test split to score. A folder of version 0.1,
+    whose ``start.txt`` recorded the start, has it moved into ``settings.json`` first."""
+    legacy, settings = Path(out) / "start.txt", Path(out) / SETTINGS
+    if legacy.is_file() and not settings.is_file():
+        write_atomic(settings, json.dumps({"start": legacy.read_text().strip()}, indent=1))
+        legacy.unlink()
     return Sweep(out, "results", COLUMNS, KEY, {"start": start_of(weights)}, summary=report.markdown,
                  complete=lambda row: math.isfinite(row["test_map50"]) or (data is not None and not has_split(data, "test")))
 

@@ -46,7 +46,7 @@ def read_csv(path, types: dict[str, type]) -> list[dict]:
             if kind is float:
                 return math.nan
             raise ValueError(f"{path}: column {column!r} is empty or missing")
-        return kind(float(text)) if kind is int and "." in text else kind(text)
+        return kind(text)
 
     return [{c: parse(c, kind, r.get(c)) for c, kind in types.items()} for r in raw]
 

@@ -25,7 +25,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (``prog: error: ...``), exit status 2, no usage block."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(usage_error(self.prog, message))
 
 
 def at_least(low, kind=int):
@@ -45,7 +45,8 @@ def at_least(low, kind=int):
 
 
 def usage_error(prog: str, message: str) -> int:
-    """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr, as argparse's own usage errors read; return 2."""
+    """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr and return 2: the one form of every usage error
+    (the parser's and each verb's own checks)."""
     print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
     return 2
 

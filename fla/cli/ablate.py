@@ -8,6 +8,7 @@ from pathlib import Path
 from ..experiments.ablation import TASKS, VARIANTS, SettingsClash, find_data, run_ablation, summary_table
 from . import usage_error
 
+
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, one seed: a smoke test (about a minute on 2 cores)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), metavar="TASK", help=f"from {', '.join(TASKS)}")

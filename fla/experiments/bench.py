@@ -150,6 +150,7 @@ def _parse_size(token) -> tuple[int, int]:
         raise ValueError(f"map sides must be at least 1, got {token!r}")
     return side
 
+
 def run_benchmark(impls=IMPLS, sizes=(20, 40, 80, 160), device="cpu", dtype="fp32", dim: int = 64,
                   num_heads: int = 8, batch: int = 1, repeats: int = 7, warmup: int = 2, budget_s: float | None = 10.0,
                   softmax_max_n: int | None = 6400, memory: bool = True, progress: bool = True) -> list[dict]:

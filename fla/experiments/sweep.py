@@ -64,6 +64,7 @@ class Sweep:
         if clash:
             raise SettingsClash(f"{self.out} holds runs made with other settings for {', '.join(clash)} "
                                 f"(see {self.out / SETTINGS}): use another --out")
+        self._unrecorded = any(k not in known for k in self.settings)  # written with the next row
 
     def key_of(self, row: dict) -> tuple:
         return tuple(self.columns[k](row[k]) for k in self.key)
@@ -86,10 +87,10 @@ class Sweep:
         """Keep ``row`` (replacing the row of the same run) and write the folder's files."""
         key = self.key_of(row)
         self.rows = [r for r in self.rows if self.key_of(r) != key] + [row]
-        self.out.mkdir(parents=True, exist_ok=True)
-        known = self._recorded()
-        if any(k not in known for k in self.settings):
-            write_atomic(self.out / SETTINGS, json.dumps({**known, **self.settings}, indent=1))
+        if self._unrecorded:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.out / SETTINGS, json.dumps({**self._recorded(), **self.settings}, indent=1))
+            self._unrecorded = False
         self.write()
 
     def select(self, keys: Iterable[tuple]) -> list[dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data import DataError
 
-__all__ = ["read_data", "has_split", "split_images", "label_path"]
+__all__ = ["read_data", "has_split", "images_in", "split_images", "label_path"]
 
 SPLITS = ("train", "val", "test")
 
@@ -36,12 +36,17 @@ def has_split(data_yaml, split: str) -> bool:
     return bool(read_data(data_yaml).get(split))
 
 
+def images_in(folder) -> list[Path]:
+    """The .jpg images of a split's folder (``read_data(...)[split]``), sorted by name."""
+    return sorted(Path(folder).glob("*.jpg"))
+
+
 def split_images(data_yaml, split: str) -> list[Path]:
     """The .jpg images of ``split``, sorted by name; ``DataError`` when the split is not named or holds none."""
     folder = read_data(data_yaml).get(split)
     if not folder:
         raise DataError(f"{data_yaml}: no {split}: split")
-    images = sorted(Path(folder).glob("*.jpg"))
+    images = images_in(folder)
     if not images:
         raise DataError(f"{data_yaml}: no .jpg images in {folder} (its {split}: split)")
     return images

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .datasets import label_path, read_data, split_images
+from .datasets import images_in, label_path, read_data, split_images
 
 __all__ = ["val_images", "ground_truth", "split_summary", "show_detections"]
 
@@ -42,7 +42,7 @@ def split_summary(data_yaml) -> list[dict]:
     for split in ("train", "val", "test"):
         if not data.get(split):
             continue
-        labels = [[c for c, _ in ground_truth(image)] for image in split_images(data_yaml, split)]
+        labels = [[c for c, _ in ground_truth(image)] for image in images_in(data[split])]
         row = {"split": split, "images": len(labels)}
         for k, name in data["names"].items():
             row[f"{name} boxes"] = sum(classes.count(k) for classes in labels)

@@ -27,6 +27,7 @@ VARIANTS = {
 #: what ``fla train`` runs when no ``--variants`` are given (the three YOLOv8 models of notebook 06)
 DEFAULT_VARIANTS = ("base", "c2f_fla", "neck_fla")
 
+
 def model_yaml(variant: str = "base", scale: str = "n") -> str:
     """Path of a shipped model YAML with the scale in its name (ultralytics reads the scale from it)."""
     if variant not in VARIANTS:

@@ -16,6 +16,7 @@ never takes part in the choice.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -163,7 +164,7 @@ def score_test(run, data, *, imgsz: int, batch: int = 16, device: str = "cpu") -
 
 
 def start_of(weights) -> str:
-    """What a sweep starts from, as ``OUT/start.txt`` records it: ``scratch``, or the checkpoint's file name and
+    """What a sweep starts from, as ``OUT/settings.json`` records it: ``scratch``, or the checkpoint's file name and
     the first 12 hex digits of its SHA-256 (two different files both called best.pt are told apart)."""
     if not weights:
         return "scratch"
@@ -178,8 +179,12 @@ def sweep(out, weights=None, data=None) -> Sweep:
     if legacy.is_file() and not settings.is_file():
         write_atomic(settings, json.dumps({"start": legacy.read_text().strip()}, indent=1))
         legacy.unlink()
+    @functools.cache  # the data.yaml is read when a row lacks its test columns, and then once
+    def nothing_to_score() -> bool:
+        return data is not None and not has_split(data, "test")
+
     return Sweep(out, "results", COLUMNS, KEY, {"start": start_of(weights)}, summary=report.markdown,
-                 complete=lambda row: math.isfinite(row["test_map50"]) or (data is not None and not has_split(data, "test")))
+                 complete=lambda row: math.isfinite(row["test_map50"]) or nothing_to_score())
 
 
 def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str = "n", n_boot: int = 1000,

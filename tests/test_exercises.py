@@ -42,6 +42,16 @@ def dwc_matrix(kernel, h, w):
     return F.conv2d(basis, kernel[None, None], padding=kernel.shape[-1] // 2).reshape(n, n).T
 
 
+def block_macs(h, w, c, heads, kappa):
+    n, d = h * w, c // heads
+    return 4 * n * c * c + heads * (2 * n * d * d + n * d) + n * c * kappa**2
+
+
+def fp16_focus(x, p):
+    y = (x / x.amax(dim=-1, keepdim=True)) ** p
+    return y * x.norm(dim=-1, keepdim=True) / y.norm(dim=-1, keepdim=True)
+
+
 RIGHT = {
     ex.check_softmax_attention: softmax_attention,
     ex.check_linear_attention: linear_attention,
@@ -50,6 +60,8 @@ RIGHT = {
     ex.check_focused_row: focused_row,
     ex.check_numerical_rank: numerical_rank,
     ex.check_dwc_matrix: dwc_matrix,
+    ex.check_block_macs: block_macs,
+    ex.check_fp16_focus: fp16_focus,
 }
 
 # one plausible wrong answer per checker, and a word the hint must contain
@@ -64,6 +76,9 @@ WRONG = [
     (ex.check_numerical_rank, lambda m: int((torch.linalg.svdvals(m) > 0).sum()), "tiny"),
     (ex.check_dwc_matrix, lambda kernel, h, w: dwc_matrix(kernel, h, w).T, "Dᵀ"),
     (ex.check_dwc_matrix, lambda kernel, h, w: dwc_matrix(kernel.flip(0, 1), h, w), "Dᵀ"),
+    (ex.check_block_macs, lambda h, w, c, heads, kappa: block_macs(h, w, c, heads, kappa) - 4 * h * w * c * c, "projections"),
+    (ex.check_block_macs, lambda h, w, c, heads, kappa: block_macs(h, w, c, 1, kappa), "split into heads"),
+    (ex.check_fp16_focus, lambda x, p: focus(x, p), "overflows fp16"),
 ]
 
 

@@ -34,7 +34,7 @@ chromium:
 	  echo "chromium not installed: the browser test will skip"; }
 
 # The data and training tests read the helmet data in ../shared; without it, this fetches it once into
-# ~/.cache/fla/test-shared (~12 MB). Offline it gives up within seconds and those tests skip, saying how.
+# ~/.cache/fla/test-shared (~11 MB). Offline it gives up within seconds and those tests skip, saying how.
 data: $(VENV)/.test
 	$(BIN)/python tests/shared_data.py
 

@@ -5,7 +5,7 @@ Importing it changes nothing outside ultralytics' model parser and checkpoint lo
 variable, no ultralytics setting (``patches.offline_ultralytics`` is there for tests and CI to call).
 
 - ``blocks``: the modules themselves.
-- ``patches``: every change made to ultralytics at run time (YAML names, checkpoints, offline switches).
+- ``patches``: every change made to ultralytics at run time (YAML names, checkpoints, the offline switches tests call).
 - ``variants``: the shipped model YAMLs (``cfg/``) by name, their size and GFLOPs.
 - ``weights``: pretrained weights into a model with our blocks (``transfer``).
 - ``table``: ``fla models``' measurements — where each variant attends, what it costs, how fast it runs.

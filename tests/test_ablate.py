@@ -253,6 +253,8 @@ def test_best_learning_rate_is_picked_on_the_tuning_seed():
                                    "kernel_size": 0, "per_head": 0, "lr": lr, "seed": seed, "value": value}
     rows = [row(1e-2, A.TUNE_SEED, 0.5), row(3e-2, A.TUNE_SEED, 0.7), row(1e-2, 0, 0.9)]
     assert A.best_lrs(rows) == {("recall", "pairs=16", cfg): 3e-2}
+    tie = [row(3e-2, A.TUNE_SEED, 1.0), row(1e-2, A.TUNE_SEED, 1.0)]  # in the order parallel runs finished
+    assert A.best_lrs(tie) == A.best_lrs(tie[::-1]) == {("recall", "pairs=16", cfg): 1e-2}
 
 
 def test_same_seed_same_numbers_on_the_cpu():
@@ -302,7 +304,7 @@ def test_learning_rates_are_tuned_on_their_own_seed_then_the_best_is_seeded(tmp_
                                   "metric": "accuracy", "value": score[lr], "steps90": 1, "steps": 2, "params": 1,
                                   "train_s": 0.0}.items()} | {c: float("nan") for c in A.COLUMNS if c not in
                                   ("task", "setting", "variant", "p", "kernel_size", "per_head", "lr", "seed", "metric",
-                                   "value", "steps90", "steps", "params", "train_s")}
+                                   "value", "steps90", "steps", "params", "train_s", "cpu_s")} | {"cpu_s": 0.0}
 
     monkeypatch.setattr(A.runs, "_one", one)
     rows = A.run_ablation(tmp_path, ["recall"], ["linear"], [0, 1], jobs=1, presets=presets, progress=False,
@@ -387,7 +389,8 @@ def test_second_run_in_this_process_gives_identical_numbers(quick_run, tmp_path)
     second = read_csv(tmp_path / "ablation.csv")[1]
     assert len(second) == 3 + 2 * 2
     for r in second:  # bit-identical: the value and every probe, as written
-        assert {c: r[c] for c in A.COLUMNS if c != "train_s"} == {c: first[key(r)][c] for c in A.COLUMNS if c != "train_s"}
+        timing = ("train_s", "cpu_s")
+        assert {c: r[c] for c in A.COLUMNS if c not in timing} == {c: first[key(r)][c] for c in A.COLUMNS if c not in timing}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,13 +11,14 @@ seeds (``fla.experiments.stats``), ``probes`` looks inside the trained models.
 """
 from .mixers import BASE, K_DEFAULT, P_DEFAULT, P_SWEEP, VARIANTS, Config, MixerNet, PerHeadFocus, configs, mixer_args, token_mixer, train_run
 from .report import (CONTRASTS, PAPER_DEIT_T, config_of, contrast, contrast_table, contrasts, markdown, needle_slopes,
-                     p_trend, plot, summary, summary_table)
-from .runs import (COLUMNS, KEY, PRESETS, SEEDS, TASKS, TUNE_SEED, best_lrs, find_data, make_task, plan, read_rows,
-                   run_ablation, sweep, train_one)
+                     p_trend, plot, seeded, summary, summary_table, tuning_table)
+from .runs import (COLUMNS, KEY, PRESETS, SEEDS, SHIPPED, TASKS, TUNE_SEED, best_lrs, find_data, make_task, plan,
+                   read_rows, run_ablation, shipped, sweep, train_one)
 from ..sweep import SettingsClash
 
 __all__ = ["VARIANTS", "P_DEFAULT", "K_DEFAULT", "P_SWEEP", "BASE", "Config", "configs", "mixer_args", "token_mixer",
            "PerHeadFocus", "MixerNet", "train_run", "TASKS", "PRESETS", "COLUMNS", "KEY", "SEEDS", "TUNE_SEED",
-           "make_task", "train_one", "find_data", "run_ablation", "sweep", "read_rows", "best_lrs", "plan",
+           "make_task", "train_one", "find_data", "run_ablation", "sweep", "read_rows", "best_lrs", "plan", "SHIPPED",
+           "shipped", "seeded", "tuning_table",
            "SettingsClash", "PAPER_DEIT_T", "CONTRASTS", "config_of", "summary", "summary_table", "contrast", "contrasts",
            "contrast_table", "p_trend", "needle_slopes", "markdown", "plot"]

@@ -206,6 +206,7 @@ def train_run(task, cfg: Config, seed: int, *, dim: int, heads: int, depth: int,
 
 
 def _train(task, cfg, seed, dim, heads, depth, steps, batch, lr, device, checkpoints):
+    cpu0 = time.process_time()  # this process's CPU time: with one thread, what the run would take on an idle core
     torch.manual_seed(seed)
     model = MixerNet(task.stem(dim), cfg, dim, heads, depth, task.classes, task.grid).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "pos" not in n]
@@ -241,4 +242,5 @@ def _train(task, cfg, seed, dim, heads, depth, steps, batch, lr, device, checkpo
            "kernel_size": cfg.kernel_size, "per_head": int(cfg.per_head), "lr": lr, "seed": seed,
            "metric": task.metric, "value": value, "steps90": steps90, "steps": steps,
            **task.probe(model, device), "params": sum(p.numel() for p in model.parameters()), "train_s": train_s}
+    row["cpu_s"] = time.process_time() - cpu0
     return row, model

@@ -8,7 +8,9 @@ from ...files import markdown_table
 from ..stats import group_by, mean_sd, paired, trend
 from .mixers import BASE, P_DEFAULT, Config
 
-__all__ = ["PAPER_DEIT_T", "CONTRASTS", "config_of", "summary", "summary_table", "contrast", "contrasts",
+TUNE_SEED = 100  # runs.TUNE_SEED (runs imports this module): its rows pick the learning rates and enter no mean
+
+__all__ = ["PAPER_DEIT_T", "CONTRASTS", "config_of", "seeded", "tuning_table", "summary", "summary_table", "contrast", "contrasts",
            "contrast_table", "p_trend", "needle_slopes", "markdown", "plot"]
 
 #: the paper's ablation (DeiT-T on ImageNet-1k, top-1 %, one run each), read in order: each row adds one
@@ -32,6 +34,24 @@ def config_of(row: dict) -> Config:
     return Config(row["variant"], float(row["p"]), int(row["kernel_size"]), bool(row.get("per_head", 0)))
 
 
+def seeded(rows: list[dict]) -> list[dict]:
+    """The rows that enter the means and contrasts: every seed but the learning-rate tuning seed."""
+    return [r for r in rows if r["seed"] != TUNE_SEED]
+
+
+def tuning_table(rows: list[dict]) -> str:
+    """Markdown: per task × setting × config, the value at each learning rate on the tuning seed (best in bold)."""
+    tune = [r for r in rows if r["seed"] == TUNE_SEED]
+    groups = group_by(tune, ("task", "setting", "variant", "p", "kernel_size", "per_head"))
+    lrs = sorted({r["lr"] for r in tune})
+    table = []
+    for (task, setting, *_), g in groups.items():
+        best = max(g, key=lambda r: (r["value"], -r["lr"]))  # as runs.best_lrs: a tie goes to the smaller lr
+        cells = {r["lr"]: (f"**{r['value']:.3f}**" if r is best else f"{r['value']:.3f}") for r in g}
+        table.append([task, setting or "–", config_of(g[0]).label] + [cells.get(lr, "–") for lr in lrs])
+    return markdown_table(["task", "setting", "mixer"] + [f"lr {lr:g}" for lr in lrs], table, numeric=True)
+
+
 def _mean(xs) -> float:
     xs = [x for x in xs if not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else math.nan
@@ -40,7 +60,7 @@ def _mean(xs) -> float:
 def summary(rows: list[dict]) -> list[dict]:
     """Per task × setting × config (its seeds at one learning rate): mean, sd, n, lr, steps90 and probe means."""
     out = []
-    for (task, setting, *_), g in group_by(rows, ("task", "setting", "variant", "p", "kernel_size", "per_head")).items():
+    for (task, setting, *_), g in group_by(seeded(rows), ("task", "setting", "variant", "p", "kernel_size", "per_head")).items():
         mean, sd = mean_sd([r["value"] for r in g])
         out.append({"task": task, "setting": setting, "config": config_of(g[0]), "label": config_of(g[0]).label,
                     "metric": g[0]["metric"], "mean": mean, "std": sd, "n": len(g), "lr": g[0]["lr"],
@@ -75,7 +95,7 @@ def summary_table(rows: list[dict], task: str | None = None) -> str:
 
 
 def _by_seed(rows, task, setting, cfg) -> dict:
-    return {r["seed"]: r for r in rows if (r["task"], r["setting"]) == (task, setting) and config_of(r) == cfg}
+    return {r["seed"]: r for r in seeded(rows) if (r["task"], r["setting"]) == (task, setting) and config_of(r) == cfg}
 
 
 def contrast(rows: list[dict], task: str, setting: str, a: Config, b: Config, column: str = "value") -> dict | None:
@@ -112,7 +132,7 @@ def contrast_table(rows: list[dict]) -> str:
 def p_trend(rows: list[dict], task: str = "recall", setting: str | None = None) -> dict | None:
     """The metric over log2 p for focusing alone (k = 0, over C; p = 1 is "linear"): per-seed slopes, tested
     (``stats.trend``). None without at least two p values on shared seeds."""
-    mine = [r for r in rows if r["task"] == task and (setting is None or r["setting"] == setting)
+    mine = [r for r in seeded(rows) if r["task"] == task and (setting is None or r["setting"] == setting)
             and r["variant"] in ("linear", "linear+focus") and r["kernel_size"] == 0 and not r["per_head"]]
     ps = sorted({float(r["p"]) for r in mine})
     by = {}
@@ -127,7 +147,7 @@ def p_trend(rows: list[dict], task: str = "recall", setting: str | None = None) 
 def needle_slopes(rows: list[dict], column: str = "mass") -> dict:
     """Per needle mixer: the slope of log2(``column``) over log2 N, per seed, tested (``stats.trend``);
     -1 is "falls like 1/N". Plus, for linear+focus − linear, the difference of the slopes paired by seed."""
-    mine = [r for r in rows if r["task"] == "needle"]
+    mine = [r for r in seeded(rows) if r["task"] == "needle"]
     out = {}
     for cfg in dict.fromkeys(config_of(r) for r in mine):
         by = {}
@@ -174,7 +194,9 @@ def markdown(rows: list[dict]) -> str:
                       "Per mixer its seeds at the learning rate tuned on a separate seed; `fla ablate`, see "
                       "`fla/experiments/ablation/`.", "", summary_table(rows), "",
                       "Each contrast paired by seed (a − b per seed; mean, 95 % t-interval, paired t and exact "
-                      "sign-flip p):", "", contrast_table(rows), "", "Trends:", "", "```", *_slope_text(rows), "```", ""])
+                      "sign-flip p):", "", contrast_table(rows), "", "Trends:", "", "```", *_slope_text(rows), "```", "",
+                      f"Learning rates tried on seed {TUNE_SEED} (the best, in bold, is the one seeded above):", "",
+                      tuning_table(rows), ""])
 
 
 def _legend(ax):

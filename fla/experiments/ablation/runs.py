@@ -14,19 +14,22 @@ from .mixers import BASE, VARIANTS, Config, MixerNet, configs, train_run
 from .tasks import EVAL_SIDES, HelmetTask, NeedleTask, RecallTask
 
 __all__ = ["TASKS", "PRESETS", "COLUMNS", "KEY", "TUNE_SEED", "SEEDS", "make_task", "train_one", "find_data",
-           "run_ablation", "sweep", "read_rows", "best_lrs", "plan"]
+           "run_ablation", "sweep", "read_rows", "best_lrs", "plan", "SHIPPED", "shipped"]
 
 TASKS = ("recall", "needle", "helmet", "capacity")
 #: the CSV's columns and their types; p = 0 is softmax, p = 1 no focusing, kernel_size = 0 no DWC. The probe
 #: columns (mass, entropy, key_argmax, key_erank; acc_N and mass_N: a needle model scored on N tokens) are
-#: empty where they do not apply (helmet; softmax's keys; acc_N on other tasks).
+#: empty where they do not apply (helmet; softmax's keys; acc_N on other tasks). train_s: wall time of the
+#: training steps; cpu_s: CPU time of the whole run (training, checkpoints, probes) in its process.
 COLUMNS = {"task": str, "setting": str, "variant": str, "p": float, "kernel_size": int, "per_head": int, "lr": float,
            "seed": int, "metric": str, "value": float, "steps90": int, "steps": int, "mass": float, "entropy": float,
            "key_argmax": float, "key_erank": float, **{f"{m}_{s * s}": float for m in ("acc", "mass") for s in EVAL_SIDES},
-           "params": int, "train_s": float}
+           "params": int, "train_s": float, "cpu_s": float}
 KEY = ("task", "setting", "variant", "p", "kernel_size", "per_head", "lr", "seed")  # this run is done
 #: the learning rate of each (task, setting, config) is picked on this seed, which no reported mean uses
-TUNE_SEED = 100
+TUNE_SEED = report.TUNE_SEED
+#: the documented full run, shipped with the code that made it: ablation.csv and settings.json (with the machine)
+SHIPPED = Path(__file__).resolve().parents[3] / "results" / "ablation"
 SEEDS = (0, 1, 2, 3, 4)
 
 _RECALL = {"grid": (8, 8), "pairs": 16, "queries": 16, "keys": 32, "values": 16}
@@ -144,6 +147,16 @@ def _one(name: str, task_args: dict, settings: dict, data, cfg: Config, seed: in
     return {c: row.get(c, math.nan) for c in COLUMNS}
 
 
+def shipped(folder=None) -> tuple[list[dict], dict]:
+    """The rows and the settings (presets, plus "run": machine, date, commit, times) of the shipped full run."""
+    import json
+
+    folder = Path(folder or SHIPPED)
+    if not (folder / "ablation.csv").is_file():
+        raise FileNotFoundError(f"no shipped run at {folder}: a pip-installed fla has none; rerun it (RETRAIN = True)")
+    return read_rows(folder), json.loads((folder / "settings.json").read_text())
+
+
 def read_rows(out) -> list[dict]:
     """The rows of ``OUT/ablation.csv``, typed; ``[]`` when there is none."""
     return read_csv(Path(out) / "ablation.csv", COLUMNS)
@@ -173,13 +186,14 @@ def plan(tasks, variants=VARIANTS, presets: dict | None = None, quick: bool = Fa
 
 
 def best_lrs(rows: list[dict], seed: int = TUNE_SEED) -> dict:
-    """(task, setting, Config) -> the learning rate with the highest value on ``seed`` (the first on a tie)."""
+    """(task, setting, Config) -> the learning rate with the highest value on ``seed``; on a tie the smallest
+    (rows arrive in the order parallel runs finish, so the tie must not depend on that order)."""
     best = {}
     for r in rows:
         if r["seed"] != seed:
             continue
         k = (r["task"], r["setting"], Config(r["variant"], r["p"], r["kernel_size"], bool(r["per_head"])))
-        if k not in best or r["value"] > best[k]["value"]:
+        if k not in best or (r["value"], -r["lr"]) > (best[k]["value"], -best[k]["lr"]):
             best[k] = r
     return {k: r["lr"] for k, r in best.items()}
 

@@ -445,7 +445,7 @@ def test_trend_over_p_and_needle_slopes_on_known_rows():
             rows.append(_row("needle", f"N={n}", A.BASE["linear"], s, 0.9, mass=4 / n * (1 + 0.01 * s)))
             rows.append(_row("needle", f"N={n}", A.BASE["linear+focus"], s, 0.9, mass=4 / n ** 0.5))
     t = A.p_trend(rows)
-    assert t["ps"] == [1.0, 2.0, 3.0, 4.0, 8.0] and t["slope"] == pytest.approx(-0.1) and t["n"] == 5
+    assert t["ps"] == [float(p) for p in A.P_SWEEP] and t["slope"] == pytest.approx(-0.1) and t["n"] == 5
     slopes = A.needle_slopes(rows)
     assert slopes["linear"]["slope"] == pytest.approx(-1.0)  # log2 mass per doubling of N: -1 is 1/N
     assert slopes["linear+focus (p=3)"]["slope"] == pytest.approx(-0.5)

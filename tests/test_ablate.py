@@ -441,9 +441,9 @@ def test_trend_over_p_and_needle_slopes_on_known_rows():
         for p in A.P_SWEEP:
             cfg = A.BASE["linear"] if p == 1 else A.Config("linear+focus", p, 0)
             rows.append(_row("recall", "pairs=16", cfg, s, 0.9 - 0.1 * np.log2(p) + 0.01 * s))
-        for n in (64, 256):  # mass = 4 / N for linear (slope -1), 4 / sqrt(N) for focus (slope -1/2)
-            rows.append(_row("needle", f"N={n}", A.BASE["linear"], s, 0.9, mass=4 / n * (1 + 0.01 * s)))
-            rows.append(_row("needle", f"N={n}", A.BASE["linear+focus"], s, 0.9, mass=4 / n ** 0.5))
+        # each needle model scored on N = 64, 256, 1024: mass 4 / N for linear (slope -1), 4 / sqrt(N) for focus
+        rows.append(_row("needle", "N=64", A.BASE["linear"], s, 0.9, **{f"mass_{n}": 4 / n * (1 + 0.01 * s) for n in A.NEEDLE_NS}))
+        rows.append(_row("needle", "N=64", A.BASE["linear+focus"], s, 0.9, **{f"mass_{n}": 4 / n ** 0.5 for n in A.NEEDLE_NS}))
     t = A.p_trend(rows)
     assert t["ps"] == [float(p) for p in A.P_SWEEP] and t["slope"] == pytest.approx(-0.1) and t["n"] == 5
     slopes = A.needle_slopes(rows)

@@ -10,7 +10,7 @@ a separate seed and sweeps the seeds into ``OUT/ablation.csv`` (resumable), ``re
 seeds (``fla.experiments.stats``), ``probes`` looks inside the trained models.
 """
 from .mixers import BASE, K_DEFAULT, P_DEFAULT, P_SWEEP, VARIANTS, Config, MixerNet, PerHeadFocus, configs, mixer_args, token_mixer, train_run
-from .report import (CONTRASTS, PAPER_DEIT_T, config_of, contrast, contrast_table, contrasts, markdown, needle_slopes,
+from .report import (CONTRASTS, NEEDLE_NS, PAPER_DEIT_T, config_of, contrast, contrast_table, contrasts, markdown, needle_slopes,
                      p_trend, plot, seeded, summary, summary_table, tuning_table)
 from .runs import (COLUMNS, KEY, PRESETS, SEEDS, SHIPPED, TASKS, TUNE_SEED, best_lrs, find_data, make_task, plan,
                    read_rows, run_ablation, shipped, sweep, train_one)
@@ -21,4 +21,4 @@ __all__ = ["VARIANTS", "P_DEFAULT", "K_DEFAULT", "P_SWEEP", "BASE", "Config", "c
            "make_task", "train_one", "find_data", "run_ablation", "sweep", "read_rows", "best_lrs", "plan", "SHIPPED",
            "shipped", "seeded", "tuning_table",
            "SettingsClash", "PAPER_DEIT_T", "CONTRASTS", "config_of", "summary", "summary_table", "contrast", "contrasts",
-           "contrast_table", "p_trend", "needle_slopes", "markdown", "plot"]
+           "contrast_table", "p_trend", "NEEDLE_NS", "needle_slopes", "markdown", "plot"]

@@ -11,7 +11,7 @@ from .mixers import BASE, P_DEFAULT, Config
 TUNE_SEED = 100  # runs.TUNE_SEED (runs imports this module): its rows pick the learning rates and enter no mean
 
 __all__ = ["PAPER_DEIT_T", "CONTRASTS", "config_of", "seeded", "tuning_table", "summary", "summary_table", "contrast", "contrasts",
-           "contrast_table", "p_trend", "needle_slopes", "markdown", "plot"]
+           "contrast_table", "p_trend", "NEEDLE_NS", "needle_slopes", "markdown", "plot"]
 
 #: the paper's ablation (DeiT-T on ImageNet-1k, top-1 %, one run each), read in order: each row adds one
 #: part to the row above it. Focusing was added without DWC; DWC then on top of focusing.
@@ -144,21 +144,21 @@ def p_trend(rows: list[dict], task: str = "recall", setting: str | None = None) 
     return {"task": task, "ps": ps, **trend(ps, {s: [by[s][p] for p in ps] for s in sorted(seeds)})}
 
 
-def needle_slopes(rows: list[dict], column: str = "mass") -> dict:
-    """Per needle mixer: the slope of log2(``column``) over log2 N, per seed, tested (``stats.trend``);
-    -1 is "falls like 1/N". Plus, for linear+focus − linear, the difference of the slopes paired by seed."""
+NEEDLE_NS = (64, 256, 1024)  # the grids every needle model is scored on (columns mass_N, acc_N)
+
+
+def needle_slopes(rows: list[dict], metric: str = "mass") -> dict:
+    """Per needle mixer: the slope of log2(``metric``) over log2 N, where each trained model was scored on
+    N = 64, 256, 1024 tokens (columns ``mass_N`` / ``acc_N``); one slope per seed, tested (``stats.trend``).
+    -1 is "falls like 1/N". Plus "focus − linear": the two mixers' slopes paired by seed."""
     mine = [r for r in seeded(rows) if r["task"] == "needle"]
     out = {}
     for cfg in dict.fromkeys(config_of(r) for r in mine):
-        by = {}
-        for r in mine:
-            if config_of(r) == cfg:
-                by.setdefault(r["seed"], {})[int(r["setting"].split("=")[1])] = r[column]
-        ns = sorted({n for v in by.values() for n in v})
-        seeds = sorted(s for s, v in by.items() if all(n in v for n in ns) and all(v[n] > 0 for n in ns))
-        if len(ns) >= 2 and seeds:
-            out[cfg.label] = {"ns": ns, "seeds": seeds,
-                              **trend(ns, {s: [math.log2(by[s][n]) for n in ns] for s in seeds})}
+        by = {r["seed"]: [r.get(f"{metric}_{n}", math.nan) for n in NEEDLE_NS] for r in mine if config_of(r) == cfg}
+        by = {s: ys for s, ys in sorted(by.items()) if all(y > 0 for y in ys)}  # NaN and 0 fail y > 0
+        if by:
+            out[cfg.label] = {"ns": list(NEEDLE_NS), "seeds": list(by),
+                              **trend(NEEDLE_NS, {s: [math.log2(y) for y in ys] for s, ys in by.items()})}
     f, l = out.get(BASE["linear+focus"].label), out.get(BASE["linear"].label)
     if f and l:
         shared = [s for s in f["seeds"] if s in l["seeds"]]
@@ -175,13 +175,13 @@ def _slope_text(rows) -> list[str]:
         lines.append(f"recall, focusing alone over p ∈ {{{', '.join(f'{p:g}' for p in t['ps'])}}}: accuracy changes by "
                      f"{t['slope']:+.3f} per doubling of p, 95 % [{_fmt(t['low'])}, {_fmt(t['high'])}], "
                      f"paired-t p = {_fmt(t['p_t'])}, sign-flip p = {t['p_sign']:.3f} (n = {t['n']} seeds)")
-    for col, what in (("mass", "answer mass"), ("value", "accuracy")):
+    for col, what in (("mass", "answer mass"), ("acc", "accuracy")):
         for label, s in needle_slopes(rows, col).items():
             if label == "focus − linear":
                 lines.append(f"needle, {what}: slope of linear+focus − slope of linear = {s['diff']:+.3f}, "
                              f"95 % [{_fmt(s['low'])}, {_fmt(s['high'])}], sign-flip p = {s['p_sign']:.3f} (n = {s['n']})")
             else:
-                lines.append(f"needle, {what}, {label}: log2 {col} per doubling of N {s['slope']:+.3f}, "
+                lines.append(f"needle, {what}, {label}: log2 {what} per doubling of N {s['slope']:+.3f}, "
                              f"95 % [{_fmt(s['low'])}, {_fmt(s['high'])}] (n = {s['n']})")
     return lines
 
@@ -238,14 +238,14 @@ def plot(rows: list[dict], path=None):
     ax.set(title="recall: capacity (d = 16 per head)", xlabel="pairs", ylabel="accuracy")
     _legend(ax)
     ax = axes[2]
+    needle = [r for r in seeded(rows) if r["task"] == "needle"]
     for v, c in (("softmax", "C0"), ("linear", "C1"), ("linear+focus", "C2")):
-        pts = sorted([(int(s["setting"].split("=")[1]), s) for s in stats if s["task"] == "needle"
-                      and s["config"] == BASE[v]], key=lambda t: t[0])
-        if pts:
-            ax.plot([x for x, _ in pts], [s["mass"] for _, s in pts], marker="o", color=c, label=BASE[v].label)
-    ns = sorted({int(s["setting"].split("=")[1]) for s in stats if s["task"] == "needle"})
-    if ns:
-        ax.plot(ns, [1 / n for n in ns], ls=":", color="gray", label="1/N (uniform)")
+        mine = [r for r in needle if config_of(r) == BASE[v]]
+        if mine:
+            ax.plot(NEEDLE_NS, [_mean([r.get(f"mass_{n}", math.nan) for r in mine]) for n in NEEDLE_NS], marker="o",
+                    color=c, label=BASE[v].label)
+    if needle:
+        ax.plot(NEEDLE_NS, [4 / n for n in NEEDLE_NS], ls=":", color="gray", label="∝ 1/N")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         _legend(ax)

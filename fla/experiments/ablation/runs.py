@@ -180,7 +180,7 @@ def plan(tasks, variants=VARIANTS, presets: dict | None = None, quick: bool = Fa
         p = presets[t]
         for size in p.get("sizes", [{}]):
             args = {**p["task_args"], **size}
-            setting = _task(t, args, None).setting if t != "helmet" else ""
+            setting = _task(t, args, None).setting if t != "helmet" else f"grid={args['grid']}"  # photos not loaded
             out += [(t, args, setting, cfg) for cfg in _configs(p, variants)]
     return out
 

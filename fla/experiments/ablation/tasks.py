@@ -390,7 +390,9 @@ class HelmetTask:
         self.class_weights = (counts.max() / counts.clamp_min(1)).sqrt().float()
         self._on = None  # (device, train images, train labels): moved once per device
 
-    setting = ""
+    @property
+    def setting(self) -> str:
+        return f"grid={self.grid[0]}"  # not empty: the CSV reads an empty text cell as missing
 
     def probe(self, model, device) -> dict:
         return {}

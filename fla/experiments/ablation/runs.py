@@ -144,6 +144,7 @@ def find_data(data=None):
 def _one(name: str, task_args: dict, settings: dict, data, cfg: Config, seed: int, lr: float, device) -> dict:
     """One run, in this process or in a worker (top level, so that it pickles): its CSV row, every column filled."""
     row, _ = train_run(_task(name, task_args, data), cfg, seed, device=device, lr=lr, **settings)
+    row["task"] = name  # the preset's name: "capacity" runs the recall task at other sizes
     return {c: row.get(c, math.nan) for c in COLUMNS}
 
 

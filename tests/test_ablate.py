@@ -450,3 +450,16 @@ def test_trend_over_p_and_needle_slopes_on_known_rows():
     assert slopes["linear"]["slope"] == pytest.approx(-1.0)  # log2 mass per doubling of N: -1 is 1/N
     assert slopes["linear+focus (p=3)"]["slope"] == pytest.approx(-0.5)
     assert slopes["focus − linear"]["diff"] == pytest.approx(0.5)
+
+
+def test_a_task_run_at_other_sizes_keeps_its_own_name_and_resumes(tmp_path):
+    presets = {"capacity": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
+                            "sizes": [{"pairs": 2, "queries": 2}, {"pairs": 4, "queries": 4}], "configs": ["linear"],
+                            "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lrs": [1e-3, 2e-3]}}
+    rows = A.run_ablation(tmp_path, ["capacity"], ["linear"], [0], jobs=1, presets=presets, progress=False,
+                          log=lambda m: None)
+    assert [(r["task"], r["setting"]) for r in rows] == [("capacity", "pairs=2"), ("capacity", "pairs=4")]
+    said = []
+    A.run_ablation(tmp_path, ["capacity"], ["linear"], [0], jobs=1, presets=presets, progress=False, log=said.append)
+    assert said == ["4 of 4 runs already in " + str(tmp_path / "ablation.csv") + ": skipped",
+                    "2 of 2 runs already in " + str(tmp_path / "ablation.csv") + ": skipped"]

@@ -1,5 +1,6 @@
-"""The ablation's runs: one task × mixer × seed each, under the presets, swept into ``OUT/ablation.csv``
-(``fla ablate``, notebook 04). On the CPU the same seed and preset give the same numbers."""
+"""The ablation's runs: one task × setting × mixer × learning rate × seed each, under the presets, swept into
+``OUT/ablation.csv`` (``fla ablate``, notebook 04). On the CPU the same seed and preset give the same numbers on
+one machine; another CPU may round differently (docs/ablation.md, "What reproduces where")."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
-"""The two tasks of the ablation (``fla ablate``, notebook 04): their data, their stems, their metric.
+"""The tasks of the ablation (``fla ablate``, notebook 04): their data, their stems, their metric.
 
-Both put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, W):
+All put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, W):
 
 - **recall**: multi-query associative recall (MQAR, Zoology, Arora et al. 2023) on a grid.
   ``pairs`` cells hold a key *and* its value; ``queries`` other cells hold one of those keys and
@@ -8,6 +8,9 @@ Both put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H,
   tells nothing: a query must find the one cell with its key among all N, which is what sharp
   attention does and what a rank-d linear attention state struggles with once there are many
   more pairs than head channels. Synthetic: fresh batches from a seeded generator, a fixed test set.
+- **needle**: a few recall pairs (far fewer than head channels) among N − 2·pairs distractor cells,
+  each a fresh random vector with the norm of a normalised token (``needle_batch``): capacity is
+  ample, and what binds is how sharply a query's weights pick its one cell out of N.
 - **helmet**: per-patch labels background / helmet / head on a 20 × 20 grid of the helmet photos
   (``fla.data``). The stem is fixed and cached (each 8 × 8 pixel patch of the 160 × 160 resized
   photo, standardised per colour channel); a trained linear patch embedding follows, as in ViT.

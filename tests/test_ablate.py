@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,8 +10,8 @@ import torch
 
 import fla.experiments.ablation as A
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention
-from fla.experiments.ablation.tasks import (IGNORE, PAIR, QUERY, HelmetTask, RecallTask, confusion, helmet_patches, mean_iou,
-                       patch_labels, recall_batch)
+from fla.experiments.ablation.tasks import (BLANK, IGNORE, PAIR, QUERY, HelmetTask, NeedleTask, RecallTask, confusion,
+                                           helmet_patches, mean_iou, needle_batch, patch_labels, recall_batch)
 
 from conftest import SHARED
 from helpers import cli, read_csv, run_fla
@@ -85,6 +86,41 @@ def test_recall_task_scores_a_perfect_and_a_blind_model():
     assert task.evaluate(Blind(), "cpu") < 0.2
 
 
+# ---------------------------------------------------------------------------------------------- needle
+
+
+def test_needle_batch_shapes_roles_and_normalised_distractors():
+    b = needle_batch(16, grid=(8, 12), pairs=4, keys=40, values=10, width=24, generator=torch.Generator().manual_seed(2))
+    for t in (b.role, b.key, b.value, b.target):
+        assert t.shape == (16, 8, 12) and t.dtype == torch.long
+    assert b.noise.shape == (16, 8, 12, 24) and b.noise.dtype == torch.float32
+    assert ((b.role == PAIR).sum(dim=(1, 2)) == 4).all() and ((b.role == QUERY).sum(dim=(1, 2)) == 4).all()
+    distractor = b.role == BLANK
+    assert (distractor.sum(dim=(1, 2)) == 8 * 12 - 8).all(), "every cell but the pairs and queries is a distractor"
+    norms = b.noise.norm(dim=-1)
+    assert torch.allclose(norms[distractor], torch.full_like(norms[distractor], 24 ** 0.5))
+    assert (norms[~distractor] == 0).all() and (b.key[distractor] == 0).all() and (b.value[distractor] == 0).all()
+    other = b.noise[distractor]  # fresh random directions, not one repeated vector
+    assert (other @ other.T / 24).triu(1).abs().max() < 0.95
+
+
+def test_needle_answer_is_recoverable_from_the_inputs():
+    b = needle_batch(32, grid=(16, 16), pairs=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(_solve(b), b.target)
+
+
+def test_needle_stem_shows_a_distractor_as_its_noise_alone():
+    task = NeedleTask(grid=(8, 8), width=16, test_size=8, eval_sides=())
+    stem = task.stem(16)
+    b = task.test
+    x = stem(b)  # (B, C, H, W)
+    distractor = b.role == BLANK
+    assert torch.equal(x.permute(0, 2, 3, 1)[distractor], b.noise[distractor])
+    with pytest.raises(ValueError, match="model dim must be 16"):
+        task.stem(32)
+    assert task.setting == "N=64" and task.at(16).grid == (16, 16) and task.at(16).setting == "N=256"
+
+
 # ---------------------------------------------------------------------------------------------- helmet
 
 
@@ -138,25 +174,88 @@ def test_helmet_batches_flip_images_and_labels_together():
 # ---------------------------------------------------------------------------------------------- mixers and runs
 
 
-def test_configs_are_the_five_variants_then_the_sweeps():
+def test_configs_are_the_five_variants_then_the_p_sweep_and_per_head():
     cfgs = A.configs()
     assert [c.variant for c in cfgs[:5]] == list(A.VARIANTS)
-    fla = [c for c in cfgs if c.variant == "fla"]
-    assert {c.p for c in fla if c.kernel_size == 5} == set(A.P_SWEEP)
-    assert {c.kernel_size for c in fla if c.p == 3} == set(A.K_SWEEP)
-    assert len(cfgs) == len(set(cfgs)) == 5 + len(A.P_SWEEP) - 1 + len(A.K_SWEEP) - 1
+    focus = [c for c in cfgs if c.variant in ("linear", "linear+focus") and c.kernel_size == 0 and not c.per_head]
+    assert sorted(c.p for c in focus) == sorted(A.P_SWEEP)  # p = 1 is the linear row itself
+    assert [c for c in cfgs if c.per_head] == [A.Config("linear+focus", A.P_DEFAULT, 0, per_head=True)]
+    assert len(cfgs) == len(set(cfgs)) == 5 + len(A.P_SWEEP) - 2 + 1
     assert A.configs(["linear", "softmax"]) == [A.BASE["softmax"], A.BASE["linear"]]
 
 
-def test_token_mixers_differ_only_where_the_variant_says():
+def _differences(a, b, grid=(6, 6)):
+    (ca, ka), (cb, kb) = A.mixer_args(a, grid), A.mixer_args(b, grid)
+    return {k for k in ka.keys() | kb.keys() if ka.get(k) != kb.get(k)} | ({"class"} if ca is not cb else set())
+
+
+@pytest.mark.parametrize("a, b, what", A.CONTRASTS[:5], ids=[c[2] for c in A.CONTRASTS[:5]])
+def test_each_contrast_changes_exactly_one_module_argument(a, b, what):
+    named = {"focusing (p=1 → 3)": {"focusing_factor"}, "DWC": {"kernel_size"},
+             "focusing, on top of DWC": {"focusing_factor"}, "DWC, on top of focusing": {"kernel_size"},
+             "focusing per head vs over C": {"class"}}
+    assert _differences(a, b) == named[what]
+    ma, mb = A.token_mixer(a, 32, 4, (6, 6)), A.token_mixer(b, 32, 4, (6, 6))
+    shapes = lambda m: {n: p.shape for n, p in m.named_parameters() if not n.startswith("dwc")}  # noqa: E731
+    assert shapes(ma) == shapes(mb), "scale and positional encoding on in both"
+
+
+def test_token_mixers_are_one_module_with_its_parts():
     mix = {v: A.token_mixer(c, 32, 4, (6, 6)) for v, c in A.BASE.items()}
-    assert type(mix["softmax"]) is SoftmaxAttention and type(mix["linear"]) is LinearAttention
-    assert type(mix["linear+dwc"]) is LinearAttention and type(mix["linear+focus"]) is FocusedLinearAttention
+    assert type(mix["softmax"]) is SoftmaxAttention
+    assert all(type(m) is FocusedLinearAttention for v, m in mix.items() if v != "softmax")
+    assert {v: m.focusing_factor for v, m in mix.items() if v != "softmax"} == {
+        "linear": 1.0, "linear+focus": 3.0, "linear+dwc": 1.0, "fla": 3.0}
     has_dwc = {v: getattr(m, "dwc", None) is not None for v, m in mix.items()}
     assert has_dwc == {"softmax": False, "linear": False, "linear+focus": False, "linear+dwc": True, "fla": True}
-    assert mix["linear+focus"].focusing_factor == mix["fla"].focusing_factor == 3
     x = torch.randn(2, 32, 6, 6)
     assert all(m(x).shape == x.shape for m in mix.values())
+    with pytest.raises(ValueError, match="p >= 1"):
+        A.mixer_args(A.Config("linear", 0.5), (6, 6))
+
+
+def test_p1_is_relu_linear_attention_over_the_learned_scale():
+    torch.manual_seed(0)
+    m = A.token_mixer(A.BASE["linear"], 16, 2, (4, 4))
+    with torch.no_grad():
+        m.scale.uniform_(-1, 1)
+    x = torch.randn(3, 16, 4, 4)
+    q, k, _ = m._qkv(x)
+    phi_q, phi_k = m.features(q, k)
+    k = k + m.pos
+    scale = torch.nn.functional.softplus(m.scale)[:, None]
+    assert torch.allclose(phi_q, (torch.relu(q.flatten(2)) + 1e-6) / scale, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(phi_k, (torch.relu(k.flatten(2)) + 1e-6) / scale, rtol=1e-5, atol=1e-7)
+
+
+def test_per_head_focusing_normalises_each_head_on_its_own():
+    torch.manual_seed(1)
+    over_c = A.token_mixer(A.BASE["linear+focus"], 16, 2, (4, 4))
+    per_head = A.token_mixer(A.Config("linear+focus", 3, 0, per_head=True), 16, 2, (4, 4))
+    per_head.load_state_dict(over_c.state_dict())  # same parameters: only where f_p is taken differs
+    x = torch.randn(2, 16, 4, 4)
+    q, k, _ = per_head._qkv(x)
+    fast, slow = per_head.features(q, k, fast=True), per_head.features(q, k, fast=False)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(fast, slow))
+    # per head, each head's d-vector keeps the norm of its own ReLU features
+    plain = (torch.relu(q.flatten(2)) + 1e-6) / torch.nn.functional.softplus(per_head.scale)[:, None]
+    heads = lambda t: t.unflatten(1, (2, 8)).norm(dim=2)  # noqa: E731
+    assert torch.allclose(heads(fast[0]), heads(plain), rtol=1e-4)
+    assert not torch.allclose(over_c(x), per_head(x), atol=1e-4)
+    one_head = A.token_mixer(A.Config("linear+focus", 3, 0, per_head=True), 16, 1, (4, 4))
+    ref = A.token_mixer(A.BASE["linear+focus"], 16, 1, (4, 4))
+    one_head.load_state_dict(ref.state_dict())
+    assert torch.allclose(one_head(x), ref(x), rtol=1e-4, atol=1e-6), "one head: per head is over C"
+
+
+def test_best_learning_rate_is_picked_on_the_tuning_seed():
+    cfg = A.BASE["linear"]
+    row = lambda lr, seed, value: {"task": "recall", "setting": "pairs=16", "variant": cfg.variant, "p": 1.0,  # noqa: E731
+                                   "kernel_size": 0, "per_head": 0, "lr": lr, "seed": seed, "value": value}
+    rows = [row(1e-2, A.TUNE_SEED, 0.5), row(3e-2, A.TUNE_SEED, 0.7), row(1e-2, 0, 0.9)]
+    assert A.best_lrs(rows) == {("recall", "pairs=16", cfg): 3e-2}
+    tie = [row(3e-2, A.TUNE_SEED, 1.0), row(1e-2, A.TUNE_SEED, 1.0)]  # in the order parallel runs finished
+    assert A.best_lrs(tie) == A.best_lrs(tie[::-1]) == {("recall", "pairs=16", cfg): 1e-2}
 
 
 def test_same_seed_same_numbers_on_the_cpu():
@@ -171,7 +270,7 @@ def test_same_seed_same_numbers_on_the_cpu():
 
 def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
     presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
-                          "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lr": 1e-3}}
+                          "configs": ["all"], "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lrs": [1e-3]}}
     real, calls, interrupted = A.runs._one, [], []
 
     class Interrupted(Exception):  # stands for Ctrl-C (a real KeyboardInterrupt would stop pytest too)
@@ -194,9 +293,31 @@ def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
     assert len(calls) == 3 and [r["variant"] for r in rows] == list(A.VARIANTS)
 
 
+def test_learning_rates_are_tuned_on_their_own_seed_then_the_best_is_seeded(tmp_path, monkeypatch):
+    presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
+                          "configs": ["linear"], "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4,
+                          "lrs": [1e-3, 2e-3, 4e-3]}}
+    score = {1e-3: 0.2, 2e-3: 0.6, 4e-3: 0.4}  # a fake run whose value says which lr it had
+
+    def one(name, task_args, settings, data, cfg, seed, lr, device):
+        return {c: v for c, v in {"task": name, "setting": "pairs=4", "variant": cfg.variant, "p": cfg.p,
+                                  "kernel_size": cfg.kernel_size, "per_head": int(cfg.per_head), "lr": lr, "seed": seed,
+                                  "metric": "accuracy", "value": score[lr], "steps90": 1, "steps": 2, "params": 1,
+                                  "train_s": 0.0}.items()} | {c: float("nan") for c in A.COLUMNS if c not in
+                                  ("task", "setting", "variant", "p", "kernel_size", "per_head", "lr", "seed", "metric",
+                                   "value", "steps90", "steps", "params", "train_s", "cpu_s")} | {"cpu_s": 0.0}
+
+    monkeypatch.setattr(A.runs, "_one", one)
+    rows = A.run_ablation(tmp_path, ["recall"], ["linear"], [0, 1], jobs=1, presets=presets, progress=False,
+                          log=lambda m: None)
+    assert [(r["seed"], r["lr"]) for r in rows] == [(0, 2e-3), (1, 2e-3)]
+    tuned = [r for r in A.read_rows(tmp_path) if r["seed"] == A.TUNE_SEED]
+    assert sorted(r["lr"] for r in tuned) == [1e-3, 2e-3, 4e-3]
+
+
 def test_runs_with_other_settings_do_not_mix_into_one_csv(tmp_path):
     presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
-                          "dim": 16, "heads": 2, "depth": 1, "steps": 1, "batch": 4, "lr": 1e-3}}
+                          "configs": ["all"], "dim": 16, "heads": 2, "depth": 1, "steps": 1, "batch": 4, "lrs": [1e-3]}}
     A.run_ablation(tmp_path, ["recall"], ["linear"], [0], sweeps=False, jobs=1, presets=presets, progress=False)
     presets["recall"]["steps"] = 2
     with pytest.raises(A.SettingsClash, match="other settings"):
@@ -226,17 +347,21 @@ def quick_run(tmp_path_factory):
 def test_quick_run_writes_csv_table_and_plot(quick_run):
     out, res, env = quick_run
     header, rows = read_csv(out / "ablation.csv")
-    assert header == ["task", "variant", "p", "kernel_size", "seed", "metric", "value", "params", "train_s"]
-    tasks = ["recall", "helmet"] if env["FLA_DATA"] else ["recall"]
+    assert header == list(A.COLUMNS)
+    tasks = ["recall", "needle", "capacity"] + ["helmet"] * bool(env["FLA_DATA"])
     assert sorted({r["task"] for r in rows}) == sorted(tasks)
+    quick = A.PRESETS["quick"]
     for task in tasks:
         mine = [r for r in rows if r["task"] == task]
-        assert {r["variant"] for r in mine} == set(A.VARIANTS)
-        assert len(mine) == len(A.configs())
+        assert len(mine) == len(A.plan([task], quick=True))
         assert all(0.0 <= float(r["value"]) <= 1.0 and int(r["params"]) > 0 for r in mine)
+        assert all(1 <= int(r["steps90"]) <= quick[task]["steps"] for r in mine)
+    needle = [r for r in rows if r["task"] == "needle"]
+    assert {r["setting"] for r in needle} == {"N=64", "N=256"}
+    assert all(0 < float(r["mass"]) <= 1 and 0 <= float(r["entropy"]) <= np.log(1024) for r in needle)
     assert (out / "ablation.png").stat().st_size > 10_000
     md = (out / "ablation.md").read_text()
-    assert "| linear+focus (p=3) |" in md and "74.1" in md
+    assert "| linear+focus (p=3) |" in md and "sign-flip" in md
     assert "fla ablate" in res.stderr  # the progress bar
 
 
@@ -247,7 +372,8 @@ def test_rerun_skips_done_rows(quick_run):
     res = _fla("--quick", "--out", str(out), *([] if env["FLA_DATA"] else ["--tasks", "recall"]), env=env)
     assert res.returncode == 0
     n = len(before.splitlines()) - 1
-    assert f"{n} of {n} runs already in" in res.stderr
+    skipped = re.findall(r"(\d+) of (\d+) runs already in", res.stderr)  # one line per task
+    assert skipped and all(a == b for a, b in skipped) and sum(int(a) for a, _ in skipped) == n
     assert (out / "ablation.csv").read_text() == before
 
 
@@ -255,15 +381,16 @@ def test_rerun_skips_done_rows(quick_run):
 def test_second_run_in_this_process_gives_identical_numbers(quick_run, tmp_path):
     """Same seed, other process layout (in this process, not a worker): the same recall numbers."""
     out, _, _ = quick_run
-    res = _fla("--quick", "--tasks", "recall", "--variants", "linear", "fla", "--no-sweeps", "--jobs", "1",
-               "--out", str(tmp_path))
+    res = _fla("--quick", "--tasks", "recall", "needle", "--variants", "linear", "fla", "linear+focus", "--no-sweeps",
+               "--jobs", "1", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
-    first = {(r["variant"], r["p"], r["kernel_size"]): r["value"] for r in read_csv(out / "ablation.csv")[1]
-             if r["task"] == "recall"}
+    key = lambda r: (r["task"], r["setting"], r["variant"], r["p"], r["kernel_size"], r["per_head"], r["seed"])  # noqa: E731
+    first = {key(r): r for r in read_csv(out / "ablation.csv")[1]}
     second = read_csv(tmp_path / "ablation.csv")[1]
-    assert len(second) == 2
-    for r in second:
-        assert r["value"] == first[r["variant"], r["p"], r["kernel_size"]]
+    assert len(second) == 3 + 2 * 2
+    for r in second:  # bit-identical: the value and every probe, as written
+        timing = ("train_s", "cpu_s")
+        assert {c: r[c] for c in A.COLUMNS if c not in timing} == {c: first[key(r)][c] for c in A.COLUMNS if c not in timing}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -285,3 +412,53 @@ def test_helmet_alone_without_data_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     res = cli("ablate", "--tasks", "helmet", "--out", str(tmp_path))
     assert res.returncode == 2 and "fla data get" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- the report
+
+
+def _row(task, setting, cfg, seed, value, **extra):
+    return {"task": task, "setting": setting, "variant": cfg.variant, "p": float(cfg.p), "kernel_size": cfg.kernel_size,
+            "per_head": int(cfg.per_head), "lr": 1e-2, "seed": seed, "metric": "accuracy", "value": value,
+            "steps90": 10, "steps": 100, **extra}
+
+
+def test_contrasts_pair_the_seeds():
+    seed_effect = [0.0, 0.2, -0.1, 0.15, -0.05]
+    rows = [_row("recall", "pairs=16", A.BASE["linear"], s, 0.5 + e) for s, e in enumerate(seed_effect)]
+    rows += [_row("recall", "pairs=16", A.BASE["linear+focus"], s, 0.52 + e) for s, e in enumerate(seed_effect)]
+    rows.append(_row("recall", "pairs=16", A.BASE["linear+focus"], 7, 0.0))  # no partner: left out
+    c = A.contrast(rows, "recall", "pairs=16", A.BASE["linear+focus"], A.BASE["linear"])
+    assert c["seeds"] == [0, 1, 2, 3, 4] and c["diff"] == pytest.approx(0.02) and c["sd"] == pytest.approx(0, abs=1e-12)
+    assert c["p_sign"] == 2 / 32
+    assert "focusing (p=1 → 3)" in A.contrast_table(rows)
+
+
+def test_trend_over_p_and_needle_slopes_on_known_rows():
+    rows = []
+    for s in range(5):
+        for p in A.P_SWEEP:
+            cfg = A.BASE["linear"] if p == 1 else A.Config("linear+focus", p, 0)
+            rows.append(_row("recall", "pairs=16", cfg, s, 0.9 - 0.1 * np.log2(p) + 0.01 * s))
+        # each needle model scored on N = 64, 256, 1024: mass 4 / N for linear (slope -1), 4 / sqrt(N) for focus
+        rows.append(_row("needle", "N=64", A.BASE["linear"], s, 0.9, **{f"mass_{n}": 4 / n * (1 + 0.01 * s) for n in A.NEEDLE_NS}))
+        rows.append(_row("needle", "N=64", A.BASE["linear+focus"], s, 0.9, **{f"mass_{n}": 4 / n ** 0.5 for n in A.NEEDLE_NS}))
+    t = A.p_trend(rows)
+    assert t["ps"] == [float(p) for p in A.P_SWEEP] and t["slope"] == pytest.approx(-0.1) and t["n"] == 5
+    slopes = A.needle_slopes(rows)
+    assert slopes["linear"]["slope"] == pytest.approx(-1.0)  # log2 mass per doubling of N: -1 is 1/N
+    assert slopes["linear+focus (p=3)"]["slope"] == pytest.approx(-0.5)
+    assert slopes["focus − linear"]["diff"] == pytest.approx(0.5)
+
+
+def test_a_task_run_at_other_sizes_keeps_its_own_name_and_resumes(tmp_path):
+    presets = {"capacity": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
+                            "sizes": [{"pairs": 2, "queries": 2}, {"pairs": 4, "queries": 4}], "configs": ["linear"],
+                            "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lrs": [1e-3, 2e-3]}}
+    rows = A.run_ablation(tmp_path, ["capacity"], ["linear"], [0], jobs=1, presets=presets, progress=False,
+                          log=lambda m: None)
+    assert [(r["task"], r["setting"]) for r in rows] == [("capacity", "pairs=2"), ("capacity", "pairs=4")]
+    said = []
+    A.run_ablation(tmp_path, ["capacity"], ["linear"], [0], jobs=1, presets=presets, progress=False, log=said.append)
+    assert said == ["4 of 4 runs already in " + str(tmp_path / "ablation.csv") + ": skipped",
+                    "2 of 2 runs already in " + str(tmp_path / "ablation.csv") + ": skipped"]

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..experiments.ablation import TASKS, VARIANTS, SettingsClash, find_data, run_ablation, summary_table
+from ..experiments.ablation import SEEDS, TASKS, VARIANTS, SettingsClash, contrast_table, find_data, run_ablation, summary_table
 from . import BadInput, at_least, first_line, seeds, usage_error, writable
 
 
@@ -13,10 +13,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, one seed: a smoke test (about a minute on 2 cores)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), metavar="TASK", help=f"from {', '.join(TASKS)}")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="VARIANT",
-                        help=f"from {', '.join(VARIANTS)}; fla brings its p and kernel-size sweeps")
-    parser.add_argument("--no-sweeps", action="store_true", help="only the five variants, no p / kernel sweeps of fla")
+                        help=f"from {', '.join(VARIANTS)}; linear+focus brings its p sweep and per-head focusing")
+    parser.add_argument("--no-sweeps", action="store_true", help="only the five variants: no p sweep, no per-head focusing")
     parser.add_argument("--seeds", nargs="+", type=seeds, default=None, metavar="SEED",
-                        help="one run per seed (default 0 1 2; 0 with --quick)")
+                        help=f"one run per seed at each mixer's tuned learning rate (default {' '.join(map(str, SEEDS))}; 0 with --quick)")
     parser.add_argument("--data", help="helmet data.yaml or folder (default: $FLA_DATA, else an earlier `fla data get`)")
     parser.add_argument("--jobs", type=at_least(1), default=None, help="parallel CPU runs, one thread each (default: one per core)")
     parser.add_argument("--out", help="where ablation.csv, .md, .png and settings.json go "
@@ -34,7 +34,7 @@ def run(args) -> int:
         bad = [x for x in given if x not in allowed]
         if bad:
             return _error(f"{name} {' '.join(bad)}: choose from {', '.join(allowed)}")
-    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else list(SEEDS))
     out = args.out or ("runs/ablation-quick" if args.quick else "runs/ablation")
     writable(out, "--out", folder=True)
     try:
@@ -55,6 +55,7 @@ def run(args) -> int:
     except SettingsClash as e:
         return _error(str(e))
     print(summary_table(rows))
+    print(contrast_table(rows))
     print(f"{len(rows)} runs in {Path(out) / 'ablation.csv'}; this call took {time.perf_counter() - t0:.0f} s")
     return 0
 

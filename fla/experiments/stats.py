@@ -1,4 +1,5 @@
-"""Is variant − base more than noise? Paired bootstrap over test images, seed spread, power (notebook 06).
+"""Is variant − base more than noise? Paired bootstrap over test images, seed spread, power (notebook 06);
+paired-by-seed tests and a trend test (``paired``, ``sign_flip_p``, ``trend``: the ablation, notebook 04).
 
 A detector's mAP on 100 test images is one draw: other images would give another number. The
 bootstrap redraws the test set from itself — ``n`` images with replacement — and recomputes mAP
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Detections", "paired_bootstrap", "detectable", "seeds_needed", "images_needed", "METRICS", "group_by",
-           "mean_sd"]
+           "mean_sd", "paired", "sign_flip_p", "trend", "t_quantile", "t_sf2"]
 
 METRICS = ("map50", "map50_95")
 
@@ -176,3 +177,112 @@ def images_needed(delta: float, seeds: int, *, seed_sd: float, image_se: float, 
     is already too large (then only more seeds help)."""
     room = (delta / _z(alpha, power)) ** 2 - seed_sd ** 2 / seeds
     return math.inf if room <= 0 else max(1, math.ceil(image_se ** 2 * n0 / room))
+
+
+# --- paired by seed: a difference per seed, a trend per seed ------------------------------------------
+#
+# Two variants trained with the same seeds share their initial draw and their data order, so a seed
+# that is lucky for one tends to be lucky for the other: the per-seed differences d_s = a_s - b_s
+# carry less noise than two separate means. Two tests of "mean d = 0": Student's t on the d_s (a
+# t-interval as well), and the exact sign-flip test, which assumes only that each d_s is as likely
+# to have either sign under the null: all 2^n sign patterns, no normal approximation (n = 5 seeds:
+# 32 patterns, smallest two-sided p = 2/32 = 0.0625).
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (Lentz), as in Numerical Recipes."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def _ibeta(a: float, b: float, x: float) -> float:
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_sf2(t: float, df: int) -> float:
+    """Two-sided tail P(|T| >= |t|) of Student's t with ``df`` degrees of freedom."""
+    return _ibeta(df / 2, 0.5, df / (df + t * t))
+
+
+def t_quantile(q: float, df: int) -> float:
+    """The ``q`` quantile of Student's t (q > 0.5), by bisection on the tail: 0.975 and df = 4 give 2.776."""
+    lo, hi = 0.0, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_sf2(mid, df) / 2 > 1 - q else (lo, mid)
+    return (lo + hi) / 2
+
+
+def sign_flip_p(diffs) -> float:
+    """Exact two-sided sign-flip p-value of "mean difference = 0": the share of the 2^n sign patterns of the
+    paired differences whose |mean| is at least the observed one (ties count, so 0 differences give 1)."""
+    d = [float(x) for x in diffs]
+    n = len(d)
+    if n == 0:
+        raise ValueError("need at least one paired difference")
+    observed = abs(sum(d)) - 1e-12 * max(1.0, sum(abs(x) for x in d))  # float ties count as ties
+    hits = sum(abs(sum(x if (mask >> i) & 1 else -x for i, x in enumerate(d))) >= observed for mask in range(2 ** n))
+    return hits / 2 ** n
+
+
+def paired(a, b, level: float = 0.95) -> dict:
+    """``a`` − ``b``, paired by position (by seed): mean difference, its t-interval, paired t and sign-flip p-values.
+
+    Returns ``{"n", "diff", "sd", "low", "high", "t", "p_t", "p_sign", "diffs"}``; with one pair the
+    spread, interval and t-test are NaN (nothing to estimate them from) and p_sign is 1.
+    """
+    a, b = list(a), list(b)
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need one b per a, paired by seed: got {len(a)} and {len(b)}")
+    diffs = [x - y for x, y in zip(a, b)]
+    n, mean = len(diffs), statistics.mean(diffs)
+    out = {"n": n, "diff": mean, "diffs": diffs, "p_sign": sign_flip_p(diffs)}
+    if n < 2:
+        return {**out, "sd": math.nan, "low": math.nan, "high": math.nan, "t": math.nan, "p_t": math.nan}
+    sd = statistics.stdev(diffs)
+    se = sd / math.sqrt(n)
+    half = t_quantile(1 - (1 - level) / 2, n - 1) * se
+    t = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    return {**out, "sd": sd, "low": mean - half, "high": mean + half, "t": t,
+            "p_t": t_sf2(t, n - 1) if math.isfinite(t) else 0.0}
+
+
+def trend(xs, ys_by_seed: dict, log: bool = True, level: float = 0.95) -> dict:
+    """Slope of y over log2(x) (or x), fitted per seed, then tested across seeds like a paired difference.
+
+    ``xs``: the x values (e.g. the focusing powers p); ``ys_by_seed``: seed -> the y at each x (same
+    order). Each seed's least-squares slope is one number per seed, so "no trend" is "mean slope = 0"
+    and :func:`paired` against zeros tests it (t-interval, sign-flip p). Returns that dict plus
+    ``"slope"`` (the mean slope, per doubling of x when ``log``) and ``"slopes"``.
+    """
+    x = [math.log2(v) if log else float(v) for v in xs]
+    if len(x) < 2:
+        raise ValueError("a trend needs at least two x values")
+    mx = statistics.mean(x)
+    sxx = sum((v - mx) ** 2 for v in x)
+    slopes = []
+    for ys in ys_by_seed.values():
+        if len(ys) != len(x):
+            raise ValueError(f"every seed needs one y per x: got {len(ys)} for {len(x)} x values")
+        my = statistics.mean(ys)
+        slopes.append(sum((v - mx) * (y - my) for v, y in zip(x, ys)) / sxx)
+    out = paired(slopes, [0.0] * len(slopes), level)
+    return {**out, "slope": out["diff"], "slopes": slopes}

@@ -3,6 +3,8 @@
 - :func:`attention` — a block's attention weights on the tokens it really sees (its LN'd input).
 - :func:`answer_mass` — on the recall task, the weight each query puts on *the* cell holding its
   key (1 would be a perfect lookup; 1/N is uniform).
+- :func:`recall_probe` — the CSV's probe columns of a recall or needle model: answer mass and row
+  entropy of its best head, and how many directions the (focused) pair keys use (``key_directions``).
 - :func:`plot_recall_attention` — one query's attention row of several trained models, side by side.
 - :func:`trained_ranks` — numerical rank of the trained attention matrix A and of the paper's
   equivalent matrix A + D_c (DWC of head channel c as a banded matrix), as notebook 03 measures
@@ -16,7 +18,8 @@ from einops import rearrange
 from ... import functional as Fn
 from .tasks import PAIR, QUERY
 
-__all__ = ["attention_maps", "answer_mass", "plot_recall_attention", "trained_ranks"]
+__all__ = ["attention_maps", "answer_mass", "recall_probe", "key_directions", "effective_rank", "plot_recall_attention",
+           "trained_ranks"]
 
 
 @torch.no_grad()
@@ -44,6 +47,50 @@ def answer_mass(model, b, block: int = 0) -> torch.Tensor:
     a = attention_maps(model, b, block)  # (B, heads, N, N)
     bi, qi, ai = _answer_cells(b)
     return a[bi, :, qi, ai].mean(dim=0)
+
+
+def effective_rank(m: torch.Tensor) -> torch.Tensor:
+    """exp(entropy of the normalised singular values) of each (..., r, d) matrix: r for r orthogonal rows
+    of equal norm, 1 for rows that all point one way (Roy & Vetterli 2007)."""
+    s = torch.linalg.svdvals(m.double())
+    p = s / s.sum(dim=-1, keepdim=True).clamp_min(1e-300)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-300))).sum(dim=-1))
+
+
+@torch.no_grad()
+def key_directions(model, b, block: int = 0) -> dict:
+    """How many directions the pair cells' key features phi(k) use, per head, averaged over the grids of ``b``.
+
+    ``key_argmax``: distinct argmax channels among a grid's pair keys (f_p pushes each key towards
+    its largest channel: keys that share it become hard to tell apart); ``key_erank``: effective
+    rank of the pairs × d matrix of unit-normalised keys. NaN for softmax (no feature map).
+    """
+    mixer = model.blocks[block].mixer
+    if not hasattr(mixer, "features"):
+        return {"key_argmax": float("nan"), "key_erank": float("nan")}
+    x = model.features(b)[block]
+    q, k, _ = mixer._qkv(x)
+    _, phi_k = mixer.features(q.float(), k.float(), fast=False)  # (B, C, N)
+    keys = rearrange(phi_k, "b (h d) n -> b h n d", h=mixer.num_heads)
+    pair = b.role.flatten(1) == PAIR  # the same count in every grid
+    keys = torch.stack([keys[i][:, pair[i]] for i in range(len(pair))])  # (B, heads, pairs, d)
+    distinct = [[len(set(keys[i, h].argmax(dim=-1).tolist())) for h in range(keys.shape[1])] for i in range(len(keys))]
+    unit = keys / keys.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    return {"key_argmax": float(torch.tensor(distinct, dtype=torch.float64).mean()),
+            "key_erank": float(effective_rank(unit).mean())}
+
+
+@torch.no_grad()
+def recall_probe(model, b, block: int = 0) -> dict:
+    """The probe columns of a recall/needle row: ``mass`` (mean weight a query puts on its answer cell) and
+    ``entropy`` (mean entropy of the query rows, nats; log N is uniform) of the head with the most mass,
+    plus :func:`key_directions`."""
+    a = attention_maps(model, b, block)  # (B, heads, N, N)
+    bi, qi, ai = _answer_cells(b)
+    mass = a[bi, :, qi, ai].mean(dim=0)  # (heads,)
+    head = int(mass.argmax())
+    entropy = Fn.row_entropy(a[bi, head, qi]).mean()
+    return {"mass": float(mass[head]), "entropy": float(entropy), **key_directions(model, b, block)}
 
 
 def plot_recall_attention(models: dict, b, index: int = 0, query: int = 0, block: int = 0):

@@ -1,6 +1,6 @@
-"""The two tasks of the ablation (``fla ablate``, notebook 04): their data, their stems, their metric.
+"""The tasks of the ablation (``fla ablate``, notebook 04): their data, their stems, their metric.
 
-Both put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, W):
+All put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, W):
 
 - **recall**: multi-query associative recall (MQAR, Zoology, Arora et al. 2023) on a grid.
   ``pairs`` cells hold a key *and* its value; ``queries`` other cells hold one of those keys and
@@ -8,6 +8,9 @@ Both put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H,
   tells nothing: a query must find the one cell with its key among all N, which is what sharp
   attention does and what a rank-d linear attention state struggles with once there are many
   more pairs than head channels. Synthetic: fresh batches from a seeded generator, a fixed test set.
+- **needle**: a few recall pairs (far fewer than head channels) among N − 2·pairs distractor cells,
+  each a fresh random vector with the norm of a normalised token (``needle_batch``): capacity is
+  ample, and what binds is how sharply a query's weights pick its one cell out of N.
 - **helmet**: per-patch labels background / helmet / head on a 20 × 20 grid of the helmet photos
   (``fla.data``). The stem is fixed and cached (each 8 × 8 pixel patch of the 160 × 160 resized
   photo, standardised per colour channel); a trained linear patch embedding follows, as in ViT.
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-__all__ = ["IGNORE", "RecallBatch", "recall_batch", "HelmetPatches", "helmet_patches", "plot_patches", "patch_labels",
+__all__ = ["IGNORE", "RecallBatch", "recall_batch", "NeedleBatch", "needle_batch", "RecallTask", "NeedleTask", "HelmetTask", "HelmetPatches", "helmet_patches", "plot_patches", "patch_labels",
            "confusion", "mean_iou", "HELMET_CLASSES"]
 
 #: target value of cells that carry no answer (``F.cross_entropy``'s default ``ignore_index``).
@@ -49,10 +52,25 @@ class RecallBatch:
     target: torch.Tensor
 
     def to(self, device) -> "RecallBatch":
-        return RecallBatch(*(t.to(device) for t in (self.role, self.key, self.value, self.target)))
+        return type(self)(*(t.to(device) for t in vars(self).values()))
+
+    def take(self, start: int, stop: int) -> "RecallBatch":
+        """Grids ``start:stop`` of the batch."""
+        return type(self)(*(t[start:stop] for t in vars(self).values()))
 
     def __len__(self) -> int:
         return self.role.shape[0]
+
+
+@dataclass
+class NeedleBatch(RecallBatch):
+    """A needle batch: a recall batch whose every other cell is a distractor (role 0) showing ``noise``.
+
+    ``noise``: (B, H, W, width) float, on distractor cells a fresh Gaussian vector scaled to norm
+    sqrt(width) (RMS 1, as a token after a LayerNorm), 0 on pair and query cells.
+    """
+
+    noise: torch.Tensor = None
 
 
 def recall_batch(batch: int, grid: tuple[int, int] = (8, 8), pairs: int = 16, queries: int = 16, keys: int = 64,
@@ -85,6 +103,23 @@ def recall_batch(batch: int, grid: tuple[int, int] = (8, 8), pairs: int = 16, qu
     value.scatter_(1, pair_cells, value_ids)
     target.scatter_(1, query_cells, value_ids.gather(1, asked) - 1)
     return RecallBatch(*(rearrange(t, "b (h w) -> b h w", h=h) for t in (role, key, value, target)))
+
+
+def needle_batch(batch: int, grid: tuple[int, int] = (16, 16), pairs: int = 4, keys: int = 64, values: int = 16,
+                 width: int = 64, generator: torch.Generator | None = None) -> NeedleBatch:
+    """``batch`` needle grids: ``pairs`` key–value cells, each key asked once by a query cell, and every
+    other cell a distractor: a random vector of norm sqrt(``width``), fresh per grid (notebook 04).
+
+    Nothing marks a distractor but its random direction (no role or key embedding the model could
+    learn to mute), and its norm is that of any token after the pre-norm, so it cannot be scaled
+    away: a query's attention must pick its key's one cell among N − 2·pairs such vectors.
+    """
+    b = recall_batch(batch, grid, pairs, pairs, keys, values, generator)
+    h, w = grid
+    noise = torch.randn(batch, h, w, width, generator=generator)
+    noise = noise / noise.norm(dim=-1, keepdim=True) * width ** 0.5
+    noise = noise * (b.role == BLANK)[..., None]
+    return NeedleBatch(b.role, b.key, b.value, b.target, noise)
 
 
 # ---------------------------------------------------------------------------------------------- helmet
@@ -215,8 +250,15 @@ class RecallTask:
                  test_size: int = 512, test_seed: int = 2**31 - 1):
         self.grid, self.pairs, self.queries, self.keys, self.values = tuple(grid), pairs, queries, keys, values
         self.classes = values
-        self.test = recall_batch(test_size, self.grid, pairs, queries, keys, values,
-                                 torch.Generator().manual_seed(test_seed))
+        self.test = self._draw(test_size, torch.Generator().manual_seed(test_seed))
+
+    @property
+    def setting(self) -> str:
+        """What tells this task's runs apart from another size of it in the CSV."""
+        return f"pairs={self.pairs}"
+
+    def _draw(self, size, generator):
+        return recall_batch(size, self.grid, self.pairs, self.queries, self.keys, self.values, generator)
 
     def describe(self) -> str:
         h, w = self.grid
@@ -226,15 +268,22 @@ class RecallTask:
         return RecallEmbedding(dim, self.keys, self.values)
 
     def batch(self, size: int, generator: torch.Generator, device) -> tuple[RecallBatch, torch.Tensor]:
-        b = recall_batch(size, self.grid, self.pairs, self.queries, self.keys, self.values, generator).to(device)
+        b = self._draw(size, generator).to(device)
         return b, b.target
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, device, batch: int = 256) -> float:
+    def probe(self, model: torch.nn.Module, device, size: int = 32) -> dict:
+        """Answer mass, row entropy and the focused keys' directions on the first ``size`` test grids (``probes.recall_probe``)."""
+        from .probes import recall_probe
+
+        return recall_probe(model, self.test.take(0, size).to(device))
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, device, batch: int = 128, limit: int | None = None) -> float:
         hits = total = 0
-        for i in range(0, len(self.test), batch):
-            b = RecallBatch(*(t[i:i + batch] for t in (self.test.role, self.test.key, self.test.value,
-                                                         self.test.target))).to(device)
+        n = len(self.test) if limit is None else min(limit, len(self.test))
+        for i in range(0, n, batch):
+            b = self.test.take(i, min(i + batch, n)).to(device)
             asked = b.target != IGNORE
             hits += int((model(b).argmax(dim=1)[asked] == b.target[asked]).sum())
             total += int(asked.sum())
@@ -252,6 +301,76 @@ class RecallEmbedding(torch.nn.Module):
 
     def forward(self, b: RecallBatch) -> torch.Tensor:
         return rearrange(self.role(b.role) + self.key(b.key) + self.value(b.value), "b h w c -> b c h w")
+
+
+#: the needle models are also scored on these grid sides (N = 64, 256, 1024 tokens)
+EVAL_SIDES = (8, 16, 32)
+
+
+class NeedleTask(RecallTask):
+    """A few pairs among many distractors (see :func:`needle_batch`): sharpness, not state capacity, binds.
+
+    ``pairs`` (4) is far below the head dim, so a linear-attention state has room for every pair;
+    what grows with N = H·W is the number of distractors each query's weights must be spread over.
+    Stem: the recall embeddings on pair and query cells, the distractor's own vector elsewhere
+    (so ``width`` must equal the model dim). Metric: accuracy over query cells.
+    """
+
+    name = "needle"
+
+    def __init__(self, grid=(16, 16), pairs: int = 4, keys: int = 64, values: int = 16, width: int = 64,
+                 test_size: int = 128, test_seed: int = 2**31 - 1, eval_sides: tuple[int, ...] = EVAL_SIDES):
+        self.width, self.eval_sides, self._other = width, tuple(eval_sides), {}
+        super().__init__(grid, pairs, pairs, keys, values, test_size, test_seed)
+
+    def at(self, side: int) -> "NeedleTask":
+        """The same task on a side × side grid (its own fixed test set): where a model trained here is also scored."""
+        if (side, side) == self.grid:
+            return self
+        if side not in self._other:
+            self._other[side] = NeedleTask((side, side), self.pairs, self.keys, self.values, self.width, 64,
+                                           eval_sides=())
+        return self._other[side]
+
+    @torch.no_grad()
+    def probe(self, model, device, size: int = 32) -> dict:
+        """The recall probes here, plus accuracy and answer mass of the same model on the other grid sizes
+        (``acc_N``, ``mass_N`` for N = side²): how its weights dilute as distractors are added."""
+        from .probes import recall_probe
+
+        out = super().probe(model, device, size)
+        for side in self.eval_sides:
+            other = self.at(side)
+            n = side * side
+            out[f"acc_{n}"] = other.evaluate(model, device, limit=64)
+            out[f"mass_{n}"] = recall_probe(model, other.test.take(0, size).to(device))["mass"]
+        return out
+
+    @property
+    def setting(self) -> str:
+        return f"N={self.grid[0] * self.grid[1]}"
+
+    def _draw(self, size, generator):
+        return needle_batch(size, self.grid, self.pairs, self.keys, self.values, self.width, generator)
+
+    def describe(self) -> str:
+        h, w = self.grid
+        return (f"needle: {h}x{w} grid (N = {h * w}), {self.pairs} pairs asked once each, "
+                f"{h * w - 2 * self.pairs} distractors, {self.keys} keys, {self.values} values")
+
+    def stem(self, dim: int) -> torch.nn.Module:
+        if dim != self.width:
+            raise ValueError(f"needle distractors are {self.width}-vectors: the model dim must be {self.width}, got {dim}")
+        return NeedleEmbedding(dim, self.keys, self.values)
+
+
+class NeedleEmbedding(RecallEmbedding):
+    """Pair and query cells as in recall; a distractor cell is its noise vector and nothing else."""
+
+    def forward(self, b: NeedleBatch) -> torch.Tensor:
+        real = (b.role != BLANK)[..., None]
+        x = (self.role(b.role) + self.key(b.key) + self.value(b.value)) * real + b.noise
+        return rearrange(x, "b h w c -> b c h w")
 
 
 class HelmetTask:
@@ -273,6 +392,13 @@ class HelmetTask:
         counts = torch.bincount(self.train.labels.flatten(), minlength=self.classes).double()
         self.class_weights = (counts.max() / counts.clamp_min(1)).sqrt().float()
         self._on = None  # (device, train images, train labels): moved once per device
+
+    @property
+    def setting(self) -> str:
+        return f"grid={self.grid[0]}"  # not empty: the CSV reads an empty text cell as missing
+
+    def probe(self, model, device) -> dict:
+        return {}
 
     def describe(self) -> str:
         g, p = self.grid[0], self.patch
@@ -297,9 +423,11 @@ class HelmetTask:
         return x, y
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, device, batch: int = 50) -> float:
+    def evaluate(self, model: torch.nn.Module, device, batch: int = 50, limit: int | None = None) -> float:
         conf = torch.zeros(self.classes, self.classes, dtype=torch.long)
-        for i in range(0, len(self.val), batch):
-            pred = model(self.val.images[i:i + batch].to(device)).argmax(dim=1).cpu()
-            conf += confusion(pred, self.val.labels[i:i + batch], self.classes)
+        n = len(self.val) if limit is None else min(limit, len(self.val))
+        for i in range(0, n, batch):
+            j = min(i + batch, n)
+            pred = model(self.val.images[i:j].to(device)).argmax(dim=1).cpu()
+            conf += confusion(pred, self.val.labels[i:j], self.classes)
         return mean_iou(conf)

@@ -91,6 +91,27 @@ def test_parallel_runs_happen_in_worker_processes_and_are_all_recorded(tmp_path)
     assert all(r["pid"] != os.getpid() for r in runs.rows)
 
 
+@pytest.mark.slow
+def test_a_progress_bar_does_not_turn_the_command_lines_fork_into_spawn(tmp_path):
+    """fork from a single-threaded process (fast); tqdm's monitor thread, started by the bar, must not count."""
+    import subprocess
+    import sys
+
+    script = (
+        "import multiprocessing, fla.experiments.sweep as S\n"
+        "seen = []\n"
+        "real = multiprocessing.get_context\n"
+        "S.multiprocessing = type('M', (), {'get_context': staticmethod(lambda m: seen.append(m) or real(m))})\n"
+        "from fla.experiments.sweep import Sweep\n"
+        f"runs = Sweep({str(tmp_path)!r}, 'runs', {{'name': str, 'seed': int, 'score': float}}, ('name', 'seed'), {{}}, str)\n"
+        "runs.run([(('a', s), ({'name': 'a', 'seed': s, 'score': 1.0},)) for s in range(2)], dict, jobs=2, progress=True)\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['fork']", out.stdout
+
+
 def test_markdown_table():
     assert markdown_table(["a", "b"], [[1, "x"]], numeric=True) == "| a | b |\n|---|---:|\n| 1 | x |"
 

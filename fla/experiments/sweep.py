@@ -111,6 +111,7 @@ class Sweep:
         """
         from tqdm.auto import tqdm
 
+        context = _pool_context()  # before the bar: tqdm's monitor thread would make this process look threaded
         pending = [(key, args) for key, args in todo if not self.finished(key)]
         if len(pending) < len(todo):
             log(f"{len(todo) - len(pending)} of {len(todo)} runs already in {self.csv}: skipped")
@@ -129,7 +130,7 @@ class Sweep:
                 for _, args in pending:
                     finished(one(*args))
                 return
-            with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=_pool_context()) as pool:
+            with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=context) as pool:
                 futures = [pool.submit(one, *args) for _, args in pending]
                 try:
                     for f in as_completed(futures):

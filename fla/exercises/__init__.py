@@ -4,5 +4,6 @@ One module per notebook; each checker's docstring names its notebook and section
 ``check``, runs the learner's function beside the reference on random inputs (``fla.exercises.check``).
 """
 from .check import Verdict, Wrong, check
+from .training import check_bootstrap_interval, check_paired_differences  # notebook 06
 
 __all__ = ["Verdict", "Wrong", "check"]

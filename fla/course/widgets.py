@@ -13,7 +13,7 @@ import io
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from . import views
+from . import static, views
 
 __all__ = ["focusing_widget", "rank_widget"]
 
@@ -26,7 +26,8 @@ def _png(fig) -> bytes:
 
 
 def _wire(controls: dict, render) -> widgets.VBox:
-    """Re-render whenever a control changes; render(**values) returns (figure, text)."""
+    """Re-render whenever a control changes; render(**values) returns (figure, text). While the static book is
+    built, the widget also carries precomputed pictures over its first slider (``fla.course.static``)."""
     picture = widgets.Image(format="png")
     text = widgets.HTML()
 
@@ -40,7 +41,8 @@ def _wire(controls: dict, render) -> widgets.VBox:
         c.observe(update, names="value")
     update()
     row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-    return widgets.VBox([row, text, picture])
+    box = widgets.VBox([row, text, picture])
+    return static.with_fallback(box, controls, render) if static.building_book() else box
 
 
 def focusing_widget(image, tokens, p: float = 3.0, query: tuple[int, int] = (7, 7), kind: str = "focused") -> widgets.VBox:

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         from shared_data import SHARED
 
         if (SHARED / "data" / "helmet" / "data.yaml").is_file():
-            os.environ["FLA_DATA"] = str(SHARED / "data" / "helmet")
+            os.environ["FLA_DATA"] = str(SHARED / "data" / "helmet" / "data.yaml")
     src = out / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)

@@ -6,7 +6,8 @@ shows them through a plain ``<input type="range">`` (arrow keys work; a few line
 the frames). The live widget is untouched: its output carries both, and JupyterLab keeps drawing the widget
 while the book's HTML builder picks ``text/html``.
 
-Page weight: ``FRAMES`` pictures at ``DPI`` per slider (about 25–45 kB each for the views of notebooks 02 and 03).
+Page weight: up to ``FRAMES`` + 1 JPEG pictures at ``DPI`` per slider (about 30–40 kB each for the views of
+notebooks 02 and 03, so about 0.3 MB a slider).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ __all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "frames", "slider_h
 BOOK = "FLA_BOOK"  # the environment variable `make book` sets
 FRAMES = 7  # pictures per slider: enough to see the trend when dragging, few enough to keep a page light
 DPI = 60
+QUALITY = 75
 _ids = itertools.count()
 
 
@@ -48,22 +50,23 @@ def grid(control, n: int = FRAMES) -> list:
     return sorted(kind(round(v, 10)) for v in values)
 
 
-def _png(fig, dpi: int = DPI) -> bytes:
+def _jpeg(fig, dpi: int = DPI) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    # JPEG, not PNG: the views overlay a photograph, which PNG stores at ~200 kB a frame and JPEG at ~35 kB
+    fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": QUALITY})
     plt.close(fig)
     return buf.getvalue()
 
 
 def frames(render, values: dict, name: str, grid_values: list) -> list[tuple[object, bytes, str]]:
-    """``(value, PNG, text)`` for each value of control ``name`` in ``grid_values``, the others at ``values``;
+    """``(value, JPEG, text)`` for each value of control ``name`` in ``grid_values``, the others at ``values``;
     ``render(**values)`` returns ``(figure, text)`` as in ``fla.course.widgets``."""
     out = []
     for v in grid_values:
         fig, text = render(**{**values, name: v})
-        out.append((v, _png(fig), text))
+        out.append((v, _jpeg(fig), text))
     return out
 
 
@@ -77,8 +80,8 @@ def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int) 
     labels = [_label(v) for v, _, _ in shown]
     images = "".join(
         f'<img class="fla-static-frame" data-index="{i}" alt="{html.escape(label)} = {labels[i]}"'
-        f'{"" if i == start else " hidden"} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        for i, (_, png, _) in enumerate(shown))
+        f'{"" if i == start else " hidden"} src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
+        for i, (_, jpeg, _) in enumerate(shown))
     texts = [html.escape(t) for _, _, t in shown]
     return (
         f'<div class="fla-static" id="{uid}">'

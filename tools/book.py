@@ -75,8 +75,15 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(REPO / "tests"))
         from shared_data import SHARED
 
-        if (SHARED / "data" / "helmet" / "data.yaml").is_file():
-            os.environ["FLA_DATA"] = str(SHARED / "data" / "helmet" / "data.yaml")
+        helmet = SHARED / "data" / "helmet"
+        if (helmet / "data.yaml").is_file():
+            # a private copy: ultralytics writes label caches beside the labels
+            copy = out / "helmet"
+            if not (copy / "data.yaml").is_file():
+                shutil.copytree(helmet, copy, ignore=shutil.ignore_patterns("*.cache"), dirs_exist_ok=True)
+                for p in [copy, *copy.rglob("*")]:
+                    p.chmod(p.stat().st_mode | 0o200)
+            os.environ["FLA_DATA"] = str(copy / "data.yaml")
     src = out / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
     shutil.copy(REPO / "book" / "conf.py", src / "conf.py")
-    lines = []
+    lines, times = [], {}
     for path in paths:
         quick = args.quick or path.name[:2] in QUICK_IN_BOOK
         executed = out / "executed" / path.name
@@ -98,8 +98,11 @@ def main(argv=None) -> int:
         shutil.copy(executed, src / path.name)
         meta = nbformat.read(executed, as_version=4).metadata["fla_book"]
         lines.append(f"- `{path.name}`: {meta['mode']} mode, executed in {meta['seconds']:.0f} s")
+        times[path.name[:2]] = f"{meta['seconds']:.0f} s, {meta['mode']} mode"
     index = (REPO / "book" / "index.md").read_text()
     index = index.replace("NOTEBOOKS", "\n".join(p.stem for p in paths))
+    for n in range(1, 10):
+        index = index.replace(f"TIME{n:02d}", times.get(f"{n:02d}", "not in this build"))
     index = index.replace("BUILD", "Each notebook was executed top to bottom (`python tools/book.py`, Sphinx + myst-nb) "
                           f"with Python {sys.version.split()[0]} on the CPU of the build machine:\n\n" + "\n".join(lines))
     (src / "index.md").write_text(index)

@@ -10,7 +10,8 @@ nb_execution_mode = "off"  # tools/book.py executed each notebook in its own mod
 # a page without a kernel shows the fallback
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 nb_ipywidgets_js = {}  # no widget manager scripts: nothing on the pages needs a kernel
-nb_merge_streams = True
+nb_merge_streams = False  # merged, a cell's prints would all move above its displayed tables and figures
+nb_render_markdown_format = "myst"  # the notebooks display markdown tables (commonmark has none)
 myst_enable_extensions = ["dollarmath", "amsmath"]
 
 html_theme = "sphinx_book_theme"

@@ -1,24 +1,28 @@
 # The two commands of the README:  `make lab` (set up + open the notebooks)  and  `make test` (set up + run all tests).
 # `make check` is the edit loop: every test not marked slow, in about a minute.
-# Everything lives in .venv; a stamp per extra re-installs only when pyproject.toml changes.
+# Everything lives in .venv, at the versions the tests passed with (constraints.txt; `make constraints` rewrites it
+# from a .venv that passed); a stamp per extra re-installs only when pyproject.toml or constraints.txt changes.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: lab test check chromium data book clean
+.PHONY: lab test check chromium data book clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 
-$(VENV)/.lab: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[notebooks]'
+$(VENV)/.lab: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -c constraints.txt -e '.[notebooks]'
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[notebooks,test,book]'  # book: tests/test_book.py builds two pages
+$(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -c constraints.txt -e '.[notebooks,test,book]'  # book: tests/test_book.py builds two pages
 	touch $@
+
+constraints: $(VENV)/.test
+	$(BIN)/python tools/constraints.py > constraints.txt
 
 lab: $(VENV)/.lab
 	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # root: containers, Colab-like VMs
@@ -30,7 +34,7 @@ chromium:
 	  echo "chromium not installed: the browser test will skip"; }
 
 # The data and training tests read the helmet data in ../shared; without it, this fetches it once into
-# ~/.cache/fla/test-shared (~12 MB). Offline it gives up within seconds and those tests skip, saying how.
+# ~/.cache/fla/test-shared (~11 MB). Offline it gives up within seconds and those tests skip, saying how.
 data: $(VENV)/.test
 	$(BIN)/python tests/shared_data.py
 

@@ -82,6 +82,6 @@ def trained_base(helmet_copy, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("base")
     assert main(["train", "--quick", "--variants", "base", "--data", str(helmet_copy), "--out", str(out)]) == 0
-    (best,) = (out / "runs").glob("base-*/weights/best.pt")
+    (best,) = out.glob("base-*/weights/best.pt")
     return best
 

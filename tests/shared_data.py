@@ -7,7 +7,7 @@ folder in the user cache that ``make data`` fills:
 
     python tests/shared_data.py [--base-url URL] [--timeout S]
 
-It downloads the raw files listed in fla's manifests (about 12 MB), checks each against its
+It downloads the raw files listed in fla's manifests (about 11 MB), checks each against its
 sha256, then builds the prepared subset from them with ``fla.data.get_data(source=...)``. Offline
 it gives up within ``--timeout`` seconds, says how to get the data, and exits 0: the tests that
 need it skip with the same message (conftest.py), and everything else runs.
@@ -31,7 +31,7 @@ BESIDE = REPO.parent / "shared"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fla" / "test-shared"
 SHARED = Path(os.environ["FLA_SHARED"]) if os.environ.get("FLA_SHARED") else BESIDE if BESIDE.is_dir() else CACHE
 
-HOW_TO = (f"get the helmet data with `make data` (downloads it once, ~12 MB, into {SHARED}), "
+HOW_TO = (f"get the helmet data with `make data` (downloads it once, ~11 MB, into {SHARED}), "
           "or set FLA_SHARED to a folder holding data/helmet and data/helmet-source")
 
 

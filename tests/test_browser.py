@@ -1,4 +1,4 @@
-"""A learner's path through notebook 02 in a real browser: JupyterLab, Run menu, move the p slider.
+"""A learner's path through notebooks 01-03 in a real browser: JupyterLab, Run menu, move each slider.
 
 JupyterLab is started here on 127.0.0.1 with isolated JUPYTER_* dirs; Debian's chromium is driven
 by Playwright through ``executable_path`` (``playwright install`` would download a browser). The
@@ -22,7 +22,8 @@ from helpers import free_port
 from jupyter_env import isolated_jupyter_env
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "02-focusing.ipynb"
+NOTEBOOKS = [REPO / "notebooks" / f"{name}.ipynb" for name in ("01-complexity", "02-focusing", "03-rank")]
+NOTEBOOK = NOTEBOOKS[1]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -62,12 +63,14 @@ def _wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """JupyterLab on 127.0.0.1 serving a copy of notebook 02 (autosave must not touch the repo)."""
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1 serving copies of notebooks 01-03 (autosave must not touch the repo); one server for all."""
+    tmp_path = tmp_path_factory.mktemp("lab")
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, root / nb.name)
     env = isolated_jupyter_env(tmp_path / "jupyter")
     port, token = free_port(), secrets.token_hex(16)
     cmd = [
@@ -91,17 +94,22 @@ def lab(tmp_path):
         log.close()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_p_slider_updates_the_view_in_jupyterlab(lab, tmp_path):
+def _shutdown_kernels(base: str, token: str):
+    """Stop the kernels an earlier test left on the shared server: 'an idle kernel with a connection' must be this page's."""
+    for k in _get(f"{base}/api/kernels?token={token}"):
+        req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+    _wait_until(lambda: not _get(f"{base}/api/kernels?token={token}"), 60, "the old kernels to stop")
+
+
+def _drag_in_jupyterlab(lab, shot, name, slider_label, fraction, shows):
+    """A learner's path: open notebook ``name``, Run All, drag the slider labelled ``slider_label`` to ``fraction``
+    of its track. A drag updates the view at every step, so wait until the view's text shows the value the slider
+    ends on (``shows(readout)`` is how the text starts then). Returns (text before, readout after, text after)."""
     chromium = _chromium()
     if chromium is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install -y chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
-
-    from fla.course.tokens import image_tokens, load_image
-    from fla.course.views import focusing_view
-
     base, token = lab["base"], lab["token"]
 
     def kernel_ready():
@@ -112,47 +120,64 @@ def test_p_slider_updates_the_view_in_jupyterlab(lab, tmp_path):
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         try:
-            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+            _shutdown_kernels(base, token)
+            # a workspace of its own: the shared server would otherwise reopen the notebooks of earlier tests beside it
+            page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             _wait_until(kernel_ready, 120, "an idle kernel with a connection")
-
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
-            view_text = page.locator(".fla-view-text")
-            view_text.wait_for(timeout=240_000)  # the whole notebook has run, up to the widget
-            assert view_text.inner_text().startswith("p = 3.00 ")
+            view_text = page.locator(".fla-view-text").first
+            view_text.wait_for(timeout=240_000)  # the notebook has run up to the widget
+            _wait_until(kernel_ready, 240, "Run All to finish")  # it scrolls the notebook while cells run
+            view_text.scroll_into_view_if_needed()  # JupyterLab renders the cells in view only
+            before = _wait_until(lambda: view_text.inner_text().strip(), 30, "the view's text")
 
-            _wait_until(kernel_ready, 120, "Run All to finish")  # it scrolls the notebook while cells run
-
-            slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(r"^p$")))
+            slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{re.escape(slider_label)}$")))
             handle = slider.locator(".noUi-handle")
             handle.scroll_into_view_if_needed()  # boxes are viewport coordinates: off screen, the drag misses
-            track = slider.locator(".noUi-target").bounding_box()
-            grip = handle.bounding_box()
+            track, grip = slider.locator(".noUi-target").bounding_box(), handle.bounding_box()
             page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
             page.mouse.down()
-            page.mouse.move(track["x"] + 0.72 * track["width"], grip["y"] + grip["height"] / 2, steps=8)
+            page.mouse.move(track["x"] + fraction * track["width"], grip["y"] + grip["height"] / 2, steps=8)
             page.mouse.up()
 
             readout = slider.locator(".widget-readout")
-            _wait_until(lambda: readout.inner_text().strip() != "3.00", 30, "the readout to leave 3.00")
-            p = float(readout.inner_text())
-            page.wait_for_function(
-                "p => [...document.querySelectorAll('.fla-view-text')].some(e => e.innerText.startsWith(p))",
-                arg=f"p = {p:.2f} ",
-                timeout=60_000,
-            )
-            shown = view_text.inner_text().strip()
-            shot = tmp_path / "browser-02-focusing.png"
+            _wait_until(lambda: view_text.inner_text().strip().startswith(shows(readout.inner_text().strip())), 60,
+                        "the view to show the slider's last value")
             page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot: {shot}")
+            return before, readout.inner_text().strip(), view_text.inner_text().strip()
         finally:
             browser.close()
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_p_slider_updates_the_view_in_jupyterlab(lab, tmp_path):
+    from fla.course.tokens import image_tokens, load_image
+    from fla.course.views import focusing_view
+
+    before, value, shown = _drag_in_jupyterlab(lab, tmp_path / "browser-02-focusing.png", NOTEBOOK.name, "p", 0.72,
+                                               lambda v: f"p = {float(v):.2f} ")
+    p = float(value)
+    assert before.startswith("p = 3.00 ") and p != 3.0
     expected = focusing_view(image_tokens(load_image()), p, (7, 7), "focused")
     numbers = [float(x) for x in re.findall(r"\d+\.\d{3}", shown)]
     wanted = [expected.entropy["focused"], *(expected.entropy[k] for k in ("softmax", "linear", "focused"))]
     assert shown.startswith(f"p = {p:.2f} · query (7, 7) · focused entropy"), shown
     assert numbers == pytest.approx(wanted, abs=2e-3), (shown, expected.text)  # same callback, another process
-    assert p != 3.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name,label,fraction,prefix", [
+    ("01-complexity.ipynb", "head size d", 0.05, "d = "),     # to the smallest head: the crossover moves left
+    ("03-rank.ipynb", "DWC strength t", 0.95, "t = "),        # to the strongest DWC: rank and effective rank rise
+])
+def test_each_slider_moves_its_view_in_jupyterlab(lab, tmp_path, name, label, fraction, prefix):
+    before, value, after = _drag_in_jupyterlab(lab, tmp_path / f"browser-{Path(name).stem}.png", name, label, fraction,
+                                               lambda v: f"{prefix}{v}:")
+    assert before.startswith(prefix) and after.startswith(f"{prefix}{value}:"), (before, value, after)
+    assert value != before[len(prefix):].split(":")[0] and after != before

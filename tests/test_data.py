@@ -219,7 +219,8 @@ def test_cli_prints_data_yaml_path_last(host, tmp_path):
 
     run = subprocess.run([sys.executable, "-m", "fla", "data", "get", "--from", str(tmp_path / "nope")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 1 and "python -m fla data get" in run.stderr
+    assert run.returncode == 2  # a bad path: one line, see tests/test_bad_input.py
+    assert run.stderr.strip().splitlines() == [f"fla data: error: --from {tmp_path / 'nope'}: no such folder (see fla data --help)"]
 
 
 @pytest.mark.slow

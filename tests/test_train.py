@@ -281,8 +281,8 @@ def test_amp_check_never_downloads(monkeypatch, tmp_path):
     assert check(on_gpu) == "real"
 
 
-def _row(variant, seed, map50, s, test=math.nan):
-    return dict(variant=variant, seed=seed, epochs=2, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
+def _row(variant, seed, map50, s, test=math.nan, epochs=T.report.TIMED_EPOCHS):
+    return dict(variant=variant, seed=seed, epochs=epochs, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
                 precision=0.5, recall=0.5, params=1_000_000, gflops=8.0, s_per_epoch=s, test_map50=test,
                 test_map50_95=test / 2, test_precision=0.4, test_recall=0.4)
 
@@ -296,6 +296,13 @@ def test_summary_gives_mean_spread_and_time_vs_the_base_of_the_same_scale():
     assert "0.300 ± 0.000" in lines["c2f_fla"] and lines["c2f_fla"].endswith("| 1.00× |")
     assert lines["c2f_fla@s"].endswith("| 1.50× |") and "0.600 ± 0.000" in lines["c2f_fla@s"]
     assert "| – | – |" in lines["c2f_fla@s"]  # no test split scored: no test columns, not "nan"
+
+
+def test_no_time_ratio_from_runs_too_short_to_time():
+    short = T.report.TIMED_EPOCHS - 1
+    rows = [_row("base", 0, 0.2, 10.0, epochs=short), _row("c2f_fla", 0, 0.3, 30.0, epochs=short)]
+    lines = T.summary_table(rows).splitlines()[2:]
+    assert all(line.endswith("| – |") for line in lines) and "30.00" in lines[1]
 
 
 def test_old_results_csv_reads_with_empty_test_columns(tmp_path):
@@ -318,7 +325,7 @@ def test_compare_pairs_seeds_and_says_whether_the_interval_excludes_zero(tmp_pat
             folder = T.run_dir(tmp_path, variant, seed, 2, 160)
             folder.mkdir(parents=True)
             detections(found, seed=seed).save(folder / T.DETECTIONS)
-            rows.append(_row(variant, seed, 0.1, 1.0, 0.1))
+            rows.append(_row(variant, seed, 0.1, 1.0, 0.1, epochs=2))
     found = T.compare(rows, tmp_path, n_boot=100)
     assert [(c["variant"], c["metric"], c["seeds"], c["images"]) for c in found] == [
         (v, m, 2, 40) for v in ("c2f_fla", "neck_fla") for m in ("map50", "map50_95")]
@@ -342,7 +349,7 @@ def test_compare_pairs_seeds_and_says_whether_the_interval_excludes_zero(tmp_pat
     (["--batch", "0"], "argument --batch: must be at least 1, got 0"),
     (["--seeds", "0", "x"], "argument --seeds: expected an integer, got 'x'"),
     (["--variants", "base", "c2f_attention"], "argument --variants: invalid choice: 'c2f_attention'"),
-    (["--data", "/nonexistent/helmet.yaml"], "/nonexistent/helmet.yaml (from --data): no such file or folder."),
+    (["--data", "/nonexistent/helmet.yaml"], "/nonexistent/helmet.yaml (from --data): no such file or folder"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(args, message, tmp_path):
     out = cli("train", *args, "--out", str(tmp_path))
@@ -356,3 +363,23 @@ def test_run_folders_are_portable_and_distinct():
     assert len(folders) == len(VARIANTS)
     assert not any(":" in f for f in folders)
     assert T.run_dir(Path("out"), "yolo11:c3k2_fla", 1, 60, 320).name == "yolo11.c3k2_fla-s1-e60-320px"
+
+
+def test_a_full_run_on_the_cpu_says_what_starts_and_how_long(tmp_path, monkeypatch):
+    """Without --quick on a CPU: one line before anything trains; the estimate grows with runs, epochs and image area."""
+    import fla.cli.train as cli_train
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert cli_train.estimate_s(2, 60, 640) == pytest.approx(4 * cli_train.estimate_s(2, 60, 320))
+    assert cli_train.estimate_s(6, 100, 320) == pytest.approx(6 * cli_train.estimate_s(1, 100, 320))
+    assert cli_train.estimate_s(3, 100, 640) > 3 * 3600  # the default run: hours, and the line says so
+    assert re.search(r"about [\d.]+ h on 2 cores", cli_train.announce(["base", "c2f_fla", "neck_fla"], [0], 100, 640))
+    yaml = tmp_path / "data" / "data.yaml"
+    for split in ("train", "val"):
+        (tmp_path / "data" / "images" / split).mkdir(parents=True)
+        (tmp_path / "data" / "images" / split / "0.jpg").write_bytes(b"\xff\xd8")
+    yaml.write_text("train: images/train\nval: images/val\nnames: {0: helmet, 1: head}\n")
+    monkeypatch.setattr(T, "train_all", lambda *a, **k: [])
+    out = cli("train", "--data", yaml, "--variants", "base", "neck_fla", "--out", tmp_path / "runs")
+    assert out.returncode == 0
+    assert out.stderr.startswith("fla train: 2 runs (base neck_fla × seed 0) of 100 epochs at 640 px on the CPU: about ")

@@ -255,16 +255,34 @@ def test_focusing_widget_shows_what_the_callback_computes(image, tokens):
     assert picture.value != first and picture.value[:4] == b"\x89PNG"
 
 
-@pytest.mark.slow
-def test_rank_widget_shows_what_the_callback_computes(tokens):
-    from fla.course.widgets import rank_widget
+def test_strength_widget_moves_rank_and_effective_rank_with_t(tokens):
+    from fla.course.views import StrengthViews
+    from fla.course.widgets import strength_widget
 
-    box = rank_widget(tokens)
+    box = strength_widget(tokens)
+    controls, text, picture = _controls(box), box.children[1], box.children[2]
+    views = StrengthViews(tokens)
+    at0, at1 = views.view(0.0), views.view(1.0)
+    assert at0.text in text.value and at0.rank == views.rank_a <= tokens.shape[1]  # t = 0: A alone, rank <= d (Eq. 9)
+    first = picture.value
+    controls["DWC strength t"].value = 1.0
+    assert at1.text in text.value and picture.value != first
+    assert at1.rank == tokens.shape[-1] * tokens.shape[-2] and at1.effective_rank > 3 * at0.effective_rank
+    tiny = views.view(1e-4)  # the count jumps long before the effective rank moves
+    assert tiny.rank > at0.rank and tiny.effective_rank == pytest.approx(at0.effective_rank, rel=0.05)
+
+
+def test_order_widget_moves_the_crossover_with_d():
+    from fla.course import complexity
+    from fla.course.widgets import order_widget
+
+    assert [complexity.crossover(d) for d in (4, 64)] == [5, 65]  # N > d when d = d_v
+    assert complexity.crossover(64, 16) == 26  # the harmonic mean 25.6, rounded up
+    box = order_widget(d=64)
     controls, text = _controls(box), box.children[1]
-    assert not controls["p"].continuous_update and not controls["DWC k"].continuous_update  # an SVD per step
-    assert rank_view(tokens, 3.0, 5).text in text.value
-    controls["DWC k"].value = 3
-    assert rank_view(tokens, 3.0, 3).text in text.value
+    assert "cheaper from N = 65 on" in text.value
+    controls["head size d"].value = 8
+    assert "cheaper from N = 9 on" in text.value
 
 
 # --- notebook 01: counting and timing ----------------------------------------------------------

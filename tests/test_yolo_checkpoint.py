@@ -1,10 +1,11 @@
 """Checkpoints of our blocks where fla-teach is missing, and under ULTRALYTICS_SAFE_LOAD.
 
-ultralytics loads a .pt with torch.load; for a missing module its AutoInstall runs ``pip install
-<module>``, and ``fla`` on PyPI is someone else's package. Our blocks pickle behind a metadata lookup
-of the distribution, fla-teach (``fla.yolo._Requirement``). The "fresh process" here is this venv's
-Python with fla-teach hidden as if uninstalled: its import hook removed, its metadata not found by
-importlib.metadata's discovery; ultralytics' pip calls are recorded and refused.
+ultralytics loads a .pt with torch.load; for a missing module (any ``ModuleNotFoundError``) its AutoInstall
+runs ``pip install <name>``, and ``fla`` on PyPI is someone else's package. Our blocks pickle behind a
+check that ``fla.yolo`` imports (``fla.yolo.patches._Requirement``), which stops the load with an error
+that is not a ``ModuleNotFoundError``. The "fresh process" here is this venv's Python with fla-teach
+hidden as if uninstalled: its import hook removed, its metadata not found by importlib.metadata's
+discovery; ultralytics' pip calls and AutoInstall calls are recorded and refused.
 """
 from __future__ import annotations
 
@@ -34,8 +35,12 @@ def spy(cmd, *args, **kwargs):  # ultralytics' AutoInstall runs pip (or uv) thro
     raise subprocess.CalledProcessError(1, cmd, output="blocked by the test")
 
 subprocess.check_output = spy
-import importlib.util
-assert importlib.util.find_spec("fla") is None, "fla is importable in the child"
+import importlib.util, os
+if os.environ.get("PYTHONPATH_CHILD"):
+    sys.path.insert(0, os.environ["PYTHONPATH_CHILD"])
+    assert importlib.util.find_spec("fla.yolo") is None, "fla.yolo is importable in the child"
+else:
+    assert importlib.util.find_spec("fla") is None, "fla is importable in the child"
 try:
     md.version("fla-teach")
     raise SystemExit("fla-teach metadata still visible")
@@ -43,6 +48,14 @@ except md.PackageNotFoundError:
     pass
 import ultralytics.utils.checks as checks
 checks.ONLINE = True  # offline, AutoInstall would skip pip anyway and the test could not see it try
+import ultralytics.nn.tasks as tasks
+real_check = tasks.check_requirements
+
+def autoinstall(name, *args, **kwargs):  # the AutoInstall branch of torch_safe_load, whatever the name
+    pip.append(f"AutoInstall {{name}}")
+    return real_check(name, *args, **kwargs)
+
+tasks.check_requirements = autoinstall
 from ultralytics import YOLO
 try:
     YOLO({ckpt!r})
@@ -71,13 +84,17 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_missing_fla_teach_names_the_distribution_and_never_installs_fla(checkpoint, tmp_path):
-    out = _load_without_fla(checkpoint, tmp_path)
-    print(out)
+@pytest.mark.parametrize("other_fla", [False, True], ids=["no-fla", "another-fla"])
+def test_missing_fla_teach_says_how_to_install_it_and_never_runs_pip(checkpoint, tmp_path, other_fla):
+    """Without fla, and with another package's ``fla`` (as flash-linear-attention's) in its place."""
+    if other_fla:
+        (tmp_path / "other" / "fla").mkdir(parents=True)
+        (tmp_path / "other" / "fla" / "__init__.py").write_text("")
+    out = _load_without_fla(checkpoint, tmp_path, **({"PYTHONPATH_CHILD": str(tmp_path / "other")} if other_fla else {}))
     error = out.split("ERROR", 1)[1].split("\nPIP")[0]
-    assert "PackageNotFoundError" in error and Y.DISTRIBUTION in error
-    pip = eval(out.split("PIP", 1)[1])
-    assert not any(cmd.split()[-1] == "fla" or " fla " in f"{cmd} " for cmd in pip), pip
+    assert error.startswith(" KeyError") and Y.patches.MISSING in error, out
+    assert f"pip install '{Y.DISTRIBUTION} @ git+" in error
+    assert out.rstrip().endswith("PIP []"), out  # neither AutoInstall nor pip, whatever the name
 
 
 @pytest.mark.slow
@@ -89,7 +106,7 @@ def test_without_the_requirement_ultralytics_would_install_fla(checkpoint, tmp_p
     YOLO(checkpoint).save(plain)
     out = _load_without_fla(plain, tmp_path)
     pip = eval(out.split("PIP", 1)[1])
-    assert any(cmd.split()[-1] == "fla" for cmd in pip), out
+    assert any(cmd.split()[-1] == "fla" for cmd in pip), out  # pip install fla: someone else's package
 
 
 @pytest.mark.slow

@@ -155,8 +155,12 @@ def test_models_command_rejects_bad_input(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["models", "--variants", "yolo99:x"])
     assert exit_.value.code == 2 and "invalid choice: 'yolo99:x'" in capsys.readouterr().err
-    assert main(["models", "--runs", "0"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == ["fla models: error: need --runs >= 1, --warmup >= 0 and --imgsz a multiple of 32 (see fla models --help)"]
+    for args, message in ((["--runs", "0"], "argument --runs: must be at least 1, got 0"),
+                          (["--imgsz", "100"], "argument --imgsz: must be a multiple of 32, got 100")):
+        with pytest.raises(SystemExit) as exit_:  # one message per argument (tests/test_bad_input.py has the rest)
+            main(["models", *args])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines() == [f"fla models: error: {message} (see fla models --help)"]
 
 
 def test_train_accepts_the_new_variant_names():

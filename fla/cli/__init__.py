@@ -4,13 +4,19 @@ The commands live here, apart from the library: each verb is a module of this pa
 ``add_arguments(parser)`` and ``run(args)`` that parses, checks and reports, and calls the library
 (``fla.data``, ``fla.experiments``, ``fla.yolo``) for the work; no library module imports this
 package. A verb is imported only when called, so ``fla data`` does not pay for ultralytics. Add a
-verb by adding a module and a line to ``VERBS``. Usage errors are one line on stderr and exit status 2.
+verb by adding a module and a line to ``VERBS``.
+
+The rules every verb keeps: a bad argument, path or file is one line on stderr (``usage_error``), found
+before any long work starts, exit status 2, nothing written; Ctrl-C is one line saying what was kept and
+how to go on (a verb's ``interrupted(args)``), exit status 130.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 VERBS = {
     "data": ("fla.cli.data", "get the helmet subset (download, verify or build from a local copy)"),
@@ -44,6 +50,38 @@ def at_least(low, kind=int):
     return parse
 
 
+class BadInput(ValueError):
+    """A bad argument, path or file: its message is the one line ``usage_error`` prints."""
+
+
+def writable(path, arg: str, *, folder: bool) -> Path:
+    """``path`` (the value of ``arg``) if a file (``folder=False``) or a folder could be written there; else
+    ``BadInput``. Creates nothing: a command that stops later leaves no empty folder behind."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        raise BadInput(f"{arg} {path}: is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}")
+    existing = path if path.exists() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"{arg} {path}: {existing} is a file, so nothing can be written under it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"{arg} {path}: {existing} is not writable")
+    return path
+
+
+def seeds(text: str) -> int:
+    """argparse type of a seed: an integer >= 0 (torch and numpy take no negative seed)."""
+    return at_least(0)(text)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message cut to its first line (the rest is the how-to of a library error), without a final
+    full stop (``usage_error`` adds its "(see ... --help)")."""
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
+
+
 def usage_error(prog: str, message: str) -> int:
     """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr and return 2: the one form of every usage error
     (the parser's and each verb's own checks)."""
@@ -64,4 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(VERBS[verb][0])
     verb_parser = OneLineParser(prog=f"fla {verb}", description=VERBS[verb][1])
     module.add_arguments(verb_parser)
-    return module.run(verb_parser.parse_args(argv[1:])) or 0
+    args = verb_parser.parse_args(argv[1:])
+    try:
+        return module.run(args) or 0
+    except BadInput as e:
+        return usage_error(verb_parser.prog, str(e))
+    except KeyboardInterrupt:
+        kept = getattr(module, "interrupted", lambda args: "nothing was written; run the same command again")(args)
+        print(f"\n{verb_parser.prog}: interrupted: {kept}", file=sys.stderr)
+        return 130

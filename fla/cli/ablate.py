@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..experiments.ablation import TASKS, VARIANTS, SettingsClash, find_data, run_ablation, summary_table
-from . import usage_error
+from . import BadInput, at_least, first_line, seeds, usage_error, writable
 
 
 def add_arguments(parser) -> None:
@@ -15,10 +15,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="VARIANT",
                         help=f"from {', '.join(VARIANTS)}; fla brings its p and kernel-size sweeps")
     parser.add_argument("--no-sweeps", action="store_true", help="only the five variants, no p / kernel sweeps of fla")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+    parser.add_argument("--seeds", nargs="+", type=seeds, default=None, metavar="SEED",
                         help="one run per seed (default 0 1 2; 0 with --quick)")
     parser.add_argument("--data", help="helmet data.yaml or folder (default: $FLA_DATA, else an earlier `fla data get`)")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel CPU runs, one thread each (default: one per core)")
+    parser.add_argument("--jobs", type=at_least(1), default=None, help="parallel CPU runs, one thread each (default: one per core)")
     parser.add_argument("--out", help="where ablation.csv, .md, .png and settings.json go "
                         "(default runs/ablation, runs/ablation-quick with --quick)")
 
@@ -35,16 +35,19 @@ def run(args) -> int:
         if bad:
             return _error(f"{name} {' '.join(bad)}: choose from {', '.join(allowed)}")
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    if args.jobs is not None and args.jobs < 1:
-        return _error(f"--jobs {args.jobs}: must be at least 1")
+    out = args.out or ("runs/ablation-quick" if args.quick else "runs/ablation")
+    writable(out, "--out", folder=True)
     try:
         data = find_data(args.data) if "helmet" in args.tasks else None
+        if data is not None:
+            from ..yolo.datasets import check_data
+
+            check_data(data)
     except DataError as e:
-        return _error(str(e).splitlines()[0])
-    if "helmet" in args.tasks and data is None and args.tasks == ["helmet"]:
-        return _error("--tasks helmet: no helmet data here; get it with `python -m fla data get --out DIR`, "
-                      "then pass --data DIR or set FLA_DATA=DIR")
-    out = args.out or ("runs/ablation-quick" if args.quick else "runs/ablation")
+        raise BadInput(first_line(e)) from None
+    if "helmet" in args.tasks and data is None:  # a task asked for (or by default) that cannot run is not skipped
+        return _error("the helmet task needs the helmet data, and there is none here: get it with `python -m fla data "
+                      "get --out DIR`, then pass --data DIR or set FLA_DATA=DIR; or leave it out: --tasks recall")
     t0 = time.perf_counter()
     try:
         rows = run_ablation(out, args.tasks, args.variants, seeds, quick=args.quick, sweeps=not args.no_sweeps,
@@ -54,3 +57,10 @@ def run(args) -> int:
     print(summary_table(rows))
     print(f"{len(rows)} runs in {Path(out) / 'ablation.csv'}; this call took {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def interrupted(args) -> str:
+    out = Path(args.out or ("runs/ablation-quick" if args.quick else "runs/ablation"))
+    done = (out / "ablation.csv").read_text().splitlines()[1:] if (out / "ablation.csv").is_file() else []
+    return (f"{len(done)} finished run{'s' * (len(done) != 1)} kept in {out / 'ablation.csv'}; "
+            "the same command again resumes (finished runs are skipped)")

@@ -9,7 +9,7 @@ import torch
 
 from ..experiments.bench import DTYPES, IMPLS, parse_sizes, plot_rows, print_table, run_benchmark, write_rows
 from ..runtime import torch_threads
-from . import at_least, usage_error
+from . import at_least, usage_error, writable
 
 CPU_THREADS = 2
 
@@ -56,6 +56,9 @@ def run(args) -> int:
         return _error(f"--impl {args.impl!r}: choose from {','.join(IMPLS)}")
     if args.dim % args.heads:
         return _error(f"--dim {args.dim} must be a multiple of --heads {args.heads}")
+    for arg, path in (("--csv", args.csv), ("--plot", args.plot)):  # before the minutes of measuring, not after
+        if path is not None:
+            writable(path, arg, folder=False)
     sizes = args.sizes or [(s, s) for s in (20, 40, 80, 160, 320)[: 5 if args.device == "cuda" else 4]]
     softmax_max_n = args.softmax_max_n or (65536 if args.device == "cuda" else 6400)
 
@@ -84,3 +87,7 @@ def run(args) -> int:
         plot_rows(rows, plot)
         print(f"wrote {plot}")
     return 0
+
+
+def interrupted(args) -> str:
+    return "nothing was written (the table, CSV and plot come at the end); run the command again"

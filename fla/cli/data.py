@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..data import DEFAULT_BASE_URL, DataError, cache_dir, get_data
+from . import BadInput, first_line, writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.source is not None and not args.source.is_dir():
+        raise BadInput(f"--from {args.source}: no such folder")
+    if args.out is not None or args.source is None:
+        writable(args.out or cache_dir(), "--out", folder=True)
     try:
         path = get_data(out=args.out, base_url=args.base_url, source=args.source)
     except DataError as e:
-        print(f"fla data: {e}", file=sys.stderr)
+        if args.source is not None:  # a local folder that is not the subset: a bad path, one line
+            raise BadInput(f"--from {first_line(e)}") from None
+        print(f"fla data: {e}", file=sys.stderr)  # a download that failed: what to do takes a few lines
         return 1
     print(path)
     return 0
+
+
+def interrupted(args) -> str:
+    out = args.out or cache_dir()
+    return f"the files fetched so far are kept in {out}; the same command again fetches only the rest"

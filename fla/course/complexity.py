@@ -161,3 +161,34 @@ def power_law_range(ns, values, tolerance: float = 0.25, min_points: int = 3) ->
         if np.max(np.abs(y[start:] - (k * x[start:] + c))) <= math.log1p(tolerance):
             return int(ns[start]), float(k)
     return None
+
+
+def crossover(d: int, dv: int | None = None) -> int:
+    """Smallest N (= M) at which the kv order costs fewer multiply-adds than the qk order (notebook 01)."""
+    dv = d if dv is None else dv
+    return next(n for n in range(1, 4 * (d + dv) + 2) if Fn.kv_order_is_cheaper(n, n, d, dv))
+
+
+def order_view(d: int, n_max: int = 10**4):
+    """(figure, text): multiply-adds of the two orders against N for head size d, the crossover marked (notebook 01's slider)."""
+    import matplotlib.pyplot as plt
+
+    ns = np.unique(np.logspace(0, np.log10(n_max), 200).astype(int))
+    qk = [Fn.attention_macs(int(n), d, "softmax") for n in ns]  # the qk order costs what softmax does
+    kv = [Fn.attention_macs(int(n), d, "linear") for n in ns]
+    n0 = crossover(d)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.loglog(ns, qk, label="qk order (φ(Q)φ(K)ᵀ)V  ∝ N²d")
+    ax.loglog(ns, kv, label="kv order φ(Q)(φ(K)ᵀV)  ∝ Nd²")
+    ax.axvline(n0, color="gray", ls="--", lw=1, label=f"crossover N = {n0}")
+    for tag, n in YOLO_MAPS.items():
+        ax.axvline(n, color="tab:green", ls=":", lw=1)
+        ax.text(n, ax.get_ylim()[0], tag.split()[0], rotation=90, va="bottom", ha="right", fontsize=8)
+    ax.set_xlabel("tokens N (= M)")
+    ax.set_ylabel("multiply-adds per head")
+    ax.set_title(f"head size d = {d}")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    p3 = YOLO_MAPS["P3 80×80"]
+    ratio = Fn.attention_macs(p3, d, "softmax") / Fn.attention_macs(p3, d, "linear")
+    return fig, f"d = {d}: the kv order is cheaper from N = {n0} on; at P3 (N = {p3}) the qk order costs {ratio:.0f}× more"

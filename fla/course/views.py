@@ -310,6 +310,57 @@ def dwc_strength_curve(tokens: torch.Tensor, p: float, kernel_size: int, ts) -> 
     return {"t": np.asarray(ts, dtype=float), "rank": _ranks(s, rtol).numpy(), "effective rank": effective_rank(s).numpy()}
 
 
+@dataclass
+class StrengthView:
+    """Notebook 03's DWC-strength slider: the spectrum of A + t·D_0 beside that of A."""
+
+    t: float
+    rank: int  # numerical rank of A + t·D_0 at N · eps(float32)
+    effective_rank: float
+    spectrum: np.ndarray  # σ_i / σ_1 of A + t·D_0
+    spectrum_a: np.ndarray  # σ_i / σ_1 of A alone
+    rtol: float
+    text: str = field(repr=False)
+
+
+class StrengthViews:
+    """A = focused attention and D_0 = the DWC of head channel 0 of ``tokens``, computed once; ``view(t)`` per slider step (notebook 03)."""
+
+    def __init__(self, tokens: torch.Tensor, p: float = 3.0, kernel_size: int = 5):
+        d, (h, w) = tokens.shape[1], tokens.shape[-2:]
+        self.a = attention_matrices(tokens, p)["focused"].double()
+        self.d0 = Fn.dwc_matrix(dwc_kernels(d, kernel_size), h, w)[0].double()
+        self.rtol = h * w * torch.finfo(torch.float32).eps
+        s = _svdvals(self.a)
+        self.spectrum_a, self.rank_a = (s / s[0]).numpy(), int(_ranks(s, self.rtol))
+
+    @torch.no_grad()
+    def view(self, t: float) -> StrengthView:
+        s = _svdvals(self.a + float(t) * self.d0)
+        rank, eff = int(_ranks(s, self.rtol)), float(effective_rank(s))
+        text = (f"t = {t:g}: rank of A + t·D_0 {rank} of {len(s)} (A alone {self.rank_a}), "
+                f"effective rank {eff:.1f}")
+        return StrengthView(float(t), rank, eff, (s / s[0]).numpy(), self.spectrum_a, self.rtol, text)
+
+
+def plot_strength(view: StrengthView):
+    """Singular values of A and of A + t·D_0 with the rank tolerance (notebook 03's slider)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    i = np.arange(1, len(view.spectrum) + 1)
+    ax.semilogy(i, np.maximum(view.spectrum_a, 1e-18), color="gray", label="A (focused, no DWC)")
+    ax.semilogy(i, np.maximum(view.spectrum, 1e-18), color="tab:red", label=f"A + {view.t:g}·D_0 (rank {view.rank})")
+    ax.axhline(view.rtol, color="gray", ls="--", lw=1, label=f"tolerance {view.rtol:.1e}")
+    ax.set_ylim(1e-18, 2)
+    ax.set_xlabel("index i")
+    ax.set_ylabel("σ_i / σ_1")
+    ax.set_title(f"DWC strength t = {view.t:g}: effective rank {view.effective_rank:.1f}")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def plot_rank(view: RankView):
     """Singular-value spectra with the rank threshold, and the DWC banded matrix (notebook 03)."""
     import matplotlib.pyplot as plt

@@ -1,4 +1,4 @@
-"""ipywidgets wiring for notebooks 02 and 03: controls -> a view from ``fla.course.views`` -> figure + text.
+"""ipywidgets wiring for notebooks 01-03: controls -> a view from ``fla.course.views`` -> figure + text.
 
 Nothing is computed here; the views are plain functions that tests call directly.
 The picture is an Image widget (PNG bytes) and the numbers an HTML widget, not an Output
@@ -13,9 +13,9 @@ import io
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from . import static, views
+from . import complexity, static, views
 
-__all__ = ["focusing_widget", "rank_widget"]
+__all__ = ["order_widget", "focusing_widget", "strength_widget"]
 
 
 def _png(fig) -> bytes:
@@ -45,6 +45,12 @@ def _wire(controls: dict, render) -> widgets.VBox:
     return static.with_fallback(box, controls, render) if static.building_book() else box
 
 
+def order_widget(d: int = 64) -> widgets.VBox:
+    """A slider for the head size d; shows ``complexity.order_view``: the crossover of the two orders moves (notebook 01)."""
+    controls = {"d": widgets.SelectionSlider(options=[4, 8, 16, 32, 64, 128, 256, 512], value=d, description="head size d")}
+    return _wire(controls, lambda d: complexity.order_view(d))
+
+
 def focusing_widget(image, tokens, p: float = 3.0, query: tuple[int, int] = (7, 7), kind: str = "focused") -> widgets.VBox:
     """Sliders for p and the query cell, buttons for the kernel; shows ``views.focusing_view`` (notebook 02)."""
     h, w = tokens.shape[-2:]
@@ -62,17 +68,15 @@ def focusing_widget(image, tokens, p: float = 3.0, query: tuple[int, int] = (7, 
     return _wire(controls, render)
 
 
-def rank_widget(tokens, p: float = 3.0, kernel_size: int = 5) -> widgets.VBox:
-    """Sliders for p and the DWC kernel size; shows ``views.rank_view`` (notebook 03)."""
-    # each step runs one SVD per head channel: recompute when the slider is released, not during the drag
-    controls = {
-        "p": widgets.FloatSlider(value=p, min=1.0, max=10.0, step=0.5, description="p", continuous_update=False),
-        "kernel_size": widgets.SelectionSlider(options=[3, 5, 7], value=kernel_size, description="DWC k",
-                                               continuous_update=False),
-    }
+def strength_widget(tokens, p: float = 3.0, kernel_size: int = 5, t: float = 0.0) -> widgets.VBox:
+    """A slider for the DWC strength t in A + t·D_0; shows ``views.plot_strength`` (notebook 03)."""
+    strengths = views.StrengthViews(tokens, p, kernel_size)  # A and D_0 once; one SVD per step
+    grid = [0.0, 1e-6, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]
+    controls = {"t": widgets.SelectionSlider(options=[(f"{x:g}", x) for x in grid], value=t,  # labels as the text prints t
+                                             description="DWC strength t")}
 
-    def render(p, kernel_size):
-        view = views.rank_view(tokens, p, kernel_size)
-        return views.plot_rank(view), view.text
+    def render(t):
+        view = strengths.view(t)
+        return views.plot_strength(view), view.text
 
     return _wire(controls, render)

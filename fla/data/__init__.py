@@ -40,9 +40,9 @@ SPLITS = ("train", "val", "test")
 NAMES = {0: "helmet", 1: "head"}
 REMAP = {"0": "1", "1": "0"}  # source classes: 0 head, 1 helmet, 2 person (dropped, as Roboflow's head/helmet version does)
 TIMEOUT_S = 30  # per request: offline, urlopen fails fast or after this, never hangs
-WORKERS = 8  # 400 small files: latency-bound, so a few requests in flight
+WORKERS = 8  # 600 small files: latency-bound, so a few requests in flight
 
-HOW_TO = """How to get the helmet data (100 train + 100 val + 100 test images, about 12 MB), any one of:
+HOW_TO = """How to get the helmet data (100 train + 100 val + 100 test images, about 11 MB), any one of:
   python -m fla data get --out DIR                  # download from GitHub (needs internet)
   python -m fla data get --out DIR --from FOLDER    # FOLDER: a prepared copy, or the full Roboflow export
 then pass --data DIR/data.yaml or set FLA_DATA=DIR. See data/README.md."""

@@ -56,7 +56,7 @@ def mismatch(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5) ->
         if got.shape != expected.shape:
             return f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
         got_f, exp_f = got.detach().double().cpu(), expected.detach().double().cpu()
-        bad = ~torch.isclose(got_f, exp_f, rtol=rtol, atol=atol, equal_nan=False)
+        bad = ~torch.isclose(got_f, exp_f, rtol=rtol, atol=atol, equal_nan=True)  # NaN = NaN: a known wrong answer may be NaN
         if not bad.any():
             return None
         where = tuple(int(i) for i in bad.nonzero()[0])

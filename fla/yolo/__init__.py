@@ -1,8 +1,11 @@
 """Focused linear attention inside ultralytics YOLO (notebook 05): ``import fla.yolo`` and the YAML names
 ``C2f_FLA``, ``C3k2_FLA``, ``C2PSA_FLA`` and ``FLABlock`` work in model YAMLs, without a fork.
 
+Importing it changes nothing outside ultralytics' model parser and checkpoint loading: no environment
+variable, no ultralytics setting (``patches.offline_ultralytics`` is there for tests and CI to call).
+
 - ``blocks``: the modules themselves.
-- ``patches``: every change made to ultralytics at run time (YAML names, checkpoints, offline switches).
+- ``patches``: every change made to ultralytics at run time (YAML names, checkpoints, the offline switches tests call).
 - ``variants``: the shipped model YAMLs (``cfg/``) by name, their size and GFLOPs.
 - ``weights``: pretrained weights into a model with our blocks (``transfer``).
 - ``table``: ``fla models``' measurements — where each variant attends, what it costs, how fast it runs.
@@ -10,13 +13,10 @@
 """
 from __future__ import annotations
 
-from .patches import DISTRIBUTION, offline_ultralytics, register
-
-offline_ultralytics()  # before the first import of ultralytics, which the modules below make
-
-from .blocks import Bottleneck_FLA, C2f_FLA, C2PSA_FLA, C3k2_FLA, FLABlock, PSABlock_FLA, fla_branch, heads_for  # noqa: E402
-from .weights import TransferTrainer, transfer  # noqa: E402
-from .variants import CFG_DIR, DEFAULT_VARIANTS, VARIANTS, model_summary, model_yaml  # noqa: E402
+from .patches import DISTRIBUTION, register
+from .blocks import Bottleneck_FLA, C2f_FLA, C2PSA_FLA, C3k2_FLA, FLABlock, PSABlock_FLA, fla_branch, heads_for
+from .weights import TransferTrainer, transfer
+from .variants import CFG_DIR, DEFAULT_VARIANTS, VARIANTS, model_summary, model_yaml
 
 __all__ = ["Bottleneck_FLA", "C2f_FLA", "C3k2_FLA", "PSABlock_FLA", "C2PSA_FLA", "FLABlock", "register", "fla_branch",
            "heads_for", "transfer", "TransferTrainer", "DISTRIBUTION", "model_yaml", "VARIANTS", "DEFAULT_VARIANTS",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data import DataError
 
-__all__ = ["read_data", "has_split", "images_in", "split_images", "label_path"]
+__all__ = ["read_data", "check_data", "has_split", "images_in", "split_images", "label_path"]
 
 SPLITS = ("train", "val", "test")
 
@@ -29,6 +29,24 @@ def read_data(data_yaml) -> dict:
     except (FileNotFoundError, SyntaxError, TypeError, ValueError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{data_yaml}: {first}") from None
+
+
+def check_data(data_yaml) -> dict:
+    """``read_data``, and every split it names holds images (ultralytics checks only ``val``; a missing
+    ``train`` folder would fail minutes later, inside the trainer). ``DataError``, one line, otherwise."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    data = read_data(data_yaml)
+    for split in SPLITS:
+        for source in [data[split]] if isinstance(data.get(split), str) else data.get(split) or []:
+            source = Path(source)
+            if source.is_file():  # a list of image paths, one a line
+                continue
+            if not source.is_dir():
+                raise DataError(f"{data_yaml}: its {split}: split {source} is not there")
+            if not any(p.suffix[1:].lower() in IMG_FORMATS for p in source.rglob("*.*")):
+                raise DataError(f"{data_yaml}: its {split}: split {source} holds no images")
+    return data
 
 
 def has_split(data_yaml, split: str) -> bool:

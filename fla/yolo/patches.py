@@ -1,8 +1,8 @@
 """Every change fla makes to ultralytics at run time, in one place (notebook 05).
 
-1. **Offline switches** (``offline_ultralytics``): no font download, no pip auto-install, no hub checks.
-   They must be set before the first ``import ultralytics``, which is why this module imports
-   ultralytics only inside functions.
+1. **Offline switches** (``offline_ultralytics``): no font download, no pip auto-install, no hub checks,
+   process-wide. Never run on import: they are for the tests and CI (``tests/conftest.py``), or for a
+   user who asks for them, before the first ``import ultralytics``.
 2. **YAML names** (``register``): ``ultralytics.nn.tasks.parse_model`` learns ``C2f_FLA``, ``C3k2_FLA``,
    ``C2PSA_FLA`` and ``FLABlock`` without a fork. parse_model decides channel inference and
    depth/width scaling by *identity* membership in frozensets local to it, so no subclass or global
@@ -13,9 +13,9 @@
    and scale every channel count as it does for its own layers, then swaps each stand-in for our
    block built with the channels read off the stand-in. The YAML the model keeps still names our
    blocks, so ``Model.train()`` (which rebuilds from the YAML) builds them again.
-3. **Checkpoints**: our blocks pickle behind a metadata lookup of the distribution (``_Requirement``),
-   so a checkpoint loaded where fla-teach is missing names it instead of letting AutoInstall
-   ``pip install fla``; ``torch.load(weights_only=True)`` (``ULTRALYTICS_SAFE_LOAD=1``) may rebuild
+3. **Checkpoints**: our blocks pickle behind a check that ``fla.yolo`` imports (``_Requirement``), so a
+   checkpoint loaded where fla-teach is missing stops with one error that names it and how to install
+   it, and ultralytics' AutoInstall never runs pip; ``torch.load(weights_only=True)`` (``ULTRALYTICS_SAFE_LOAD=1``) may rebuild
    them once ``fla.yolo`` is imported, under today's module path and under ``fla.yolo.<name>``, the
    path of checkpoints saved before the blocks moved into ``fla.yolo.blocks``.
 4. **The AMP check** (``offline_amp_check``): on a GPU ultralytics downloads yolo26n.pt to test AMP;
@@ -27,9 +27,11 @@ import contextlib
 import copy
 import copyreg
 import functools
+import importlib
 import importlib.metadata
 import operator
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -48,14 +50,16 @@ def config_dir() -> Path:
 
 
 def offline_ultralytics() -> Path:
-    """Set ultralytics' offline switches (unless the user set them) and place a local font.
+    """Set ultralytics' offline switches for this whole process (unless the user set them) and place a local font:
+    what the tests and CI run under. Call it before the first ``import ultralytics``; ``import fla.yolo`` never
+    calls it, so a user's own ultralytics code and ``yolo settings`` stay as they were.
 
     ultralytics draws labels with Arial.ttf and downloads it when missing; matplotlib ships
     DejaVuSans, which we copy under that name, so plotting never touches the network.
     Returns the config dir.
     """
     os.environ.setdefault("YOLO_OFFLINE", "true")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "0")  # else loading a .pt with an unknown module runs pip
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     cfg = config_dir()
     os.environ["YOLO_CONFIG_DIR"] = str(cfg)
     fonts = cfg / "Ultralytics"
@@ -169,19 +173,50 @@ def register() -> None:
 # --- 3. Checkpoints ---------------------------------------------------------------------------------
 
 DISTRIBUTION = "fla-teach"  # what pip installs; the import name is fla, which flash-linear-attention uses as well
+REPOSITORY = "https://github.com/fla-teach/fla"  # fla-teach is not on PyPI: installed from here
 #: where the blocks lived when the first checkpoints were saved; pickles name them so, and still load
 LEGACY_MODULE = "fla.yolo"
+#: what loading one of our checkpoints says where ``fla.yolo`` cannot be imported
+MISSING = (f"this checkpoint holds Focused Linear Attention blocks of the Python package {DISTRIBUTION} "
+           f"(import name fla.yolo), which cannot be imported here; install it: "
+           f"pip install '{DISTRIBUTION} @ git+{REPOSITORY}'")
+
+
+class _Call:
+    """Unpickles as ``fn(*args)``; arguments may be ``_Call`` themselves."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
 
 
 class _Requirement:
-    """Unpickles as ``importlib.metadata.version("fla-teach")``: the first thing a checkpoint of our blocks
-    reads, before any ``fla.*`` name. Where fla-teach is missing, loading stops with
-    ``PackageNotFoundError: No package metadata was found for fla-teach``, which names the distribution,
-    instead of ``No module named 'fla'``, on which ultralytics' AutoInstall runs ``pip install fla``
-    (someone else's package). A metadata lookup runs no code of ours, so ULTRALYTICS_SAFE_LOAD may allow it."""
+    """The first thing a checkpoint of our blocks unpickles, before any ``fla.*`` name:
+    ``{"ok": "fla-teach"}[("ok", MISSING)[pydoc.locate("fla.yolo") is None]]``.
+
+    ``pydoc.locate`` imports ``fla.yolo`` and gives None, never ``ModuleNotFoundError``, where it cannot
+    (no fla at all, or flash-linear-attention's fla). ultralytics' ``torch_safe_load`` answers a
+    ``ModuleNotFoundError`` -- whatever its name: fla, fla.yolo, or a distribution's name, as
+    ``importlib.metadata.PackageNotFoundError`` is one -- with AutoInstall, ``pip install <name>``, and
+    whoever registers that name on PyPI gets code run. A ``KeyError`` whose text is ``MISSING`` it lets
+    through: the load stops, naming the package and how to install it, and nothing is installed.
+    Only standard-library functions run, since fla may be absent."""
 
     def __reduce__(self):
-        return importlib.metadata.version, (DISTRIBUTION,)
+        import pydoc
+
+        found = _Call(operator.is_, _Call(pydoc.locate, "fla.yolo"), None)
+        return operator.getitem, ({"ok": DISTRIBUTION}, _Call(operator.getitem, ("ok", MISSING), found))
+
+
+def _locate_fla_yolo(path: str):
+    """``pydoc.locate`` as a ``weights_only`` load sees it: ``fla.yolo`` only, which is imported when it runs.
+    Allowing pydoc.locate itself would let any checkpoint import any module."""
+    if path != "fla.yolo":
+        raise pickle.UnpicklingError(f"pydoc.locate({path!r}) in a checkpoint: only fla.yolo is allowed")
+    return importlib.import_module(path)
 
 
 class _Empty:
@@ -198,7 +233,7 @@ _REQUIREMENT = _Requirement()
 
 
 def _reduce_ex(self, protocol):
-    """Pickle as usual, but behind ``_REQUIREMENT``: ``getitem((version, empty block), 1)``, then the state."""
+    """Pickle as usual, but behind ``_REQUIREMENT``: ``getitem((requirement, empty block), 1)``, then the state."""
     _, _, state, *rest = object.__reduce_ex__(self, protocol)
     return (operator.getitem, ((_REQUIREMENT, _Empty(type(self))), 1), state, *rest)
 
@@ -240,9 +275,12 @@ def _checkpoints() -> None:
     for cls in ours:
         cls.__reduce_ex__, cls.__deepcopy__, cls.__copy__ = _reduce_ex, _deepcopy, _copy
     torch.serialization.add_safe_globals(
-        [*ours, *[(cls, f"{LEGACY_MODULE}.{cls.__qualname__}") for cls in ours], *_modules_of(attention),
-         importlib.metadata.version, operator.getitem, copyreg._reconstructor, object]
+        [*ours, *_modules_of(attention), operator.getitem, operator.is_, copyreg._reconstructor, object,
+         importlib.metadata.version]  # the requirement of checkpoints saved by fla-teach 0.2.0
     )
+    if hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # torch >= 2.6 takes (object, name) pairs
+        torch.serialization.add_safe_globals([*[(cls, f"{LEGACY_MODULE}.{cls.__qualname__}") for cls in ours],
+                                              (_locate_fla_yolo, "pydoc.locate")])
 
 
 # --- 4. The AMP check -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 - ``OUT/results.csv`` (one typed row per run, ``COLUMNS``), ``results.md``, ``curves.png``,
   ``paired.csv`` (the paired test differences) and ``settings.json`` (the start every run there shares);
-- ``OUT/runs/<variant>-s<seed>-e<epochs>-<imgsz>px/``: ultralytics' run folder (``weights/best.pt``,
+- ``OUT/<variant>-s<seed>-e<epochs>-<imgsz>px/``: ultralytics' run folder (``project=OUT``, ``name=...``) (``weights/best.pt``,
   its per-epoch ``results.csv``) and ``test_detections.npz``, best.pt's matched test predictions.
 """
 from __future__ import annotations
@@ -24,9 +24,12 @@ DETECTIONS = "test_detections.npz"
 
 
 def run_dir(out, variant: str, seed: int, epochs: int, imgsz: int) -> Path:
-    """``OUT/runs/<variant>-s<seed>-e<epochs>-<imgsz>px``, the family's ``:`` as ``.`` (``yolo11.c3k2_fla``): a
-    colon is not allowed in Windows paths and reads as a drive or URL elsewhere."""
-    return Path(out) / "runs" / f"{variant.replace(':', '.')}-s{seed}-e{epochs}-{imgsz}px"
+    """``OUT/<variant>-s<seed>-e<epochs>-<imgsz>px``, as ultralytics lays out ``project/name``; the family's ``:``
+    as ``.`` (``yolo11.c3k2_fla``): a colon is not allowed in Windows paths and reads as a drive or URL elsewhere.
+    A folder written when runs went under ``OUT/runs/`` is read where it is."""
+    name = f"{variant.replace(':', '.')}-s{seed}-e{epochs}-{imgsz}px"
+    here, before = Path(out) / name, Path(out) / "runs" / name
+    return before if before.is_dir() and not here.is_dir() else here
 
 
 def read_results(out) -> list[dict]:

@@ -14,6 +14,9 @@ __all__ = ["summary_table", "compare", "verdict", "comparison_lines", "PAIRED_CO
            "read_comparisons", "markdown", "read_epochs", "plot_paired", "plot_curves"]
 
 CONFIG = ("variant", "epochs", "imgsz", "device")  # the seeds of one configuration share these
+#: fewest epochs whose time is compared with base: s/epoch leaves out the first (warm-up) epoch, and a ratio
+#: of one or two short epochs measures start-up and whatever else shared the machine, not the model
+TIMED_EPOCHS = 5
 
 
 def _fmt(x, digits=3):
@@ -30,7 +33,8 @@ def _base_of(key: tuple) -> tuple:
 
 def summary_table(rows: list[dict]) -> str:
     """Markdown: per variant, mean ± standard deviation over seeds (± 0 for one seed) of the validation and test
-    metrics of best.pt, and epoch time vs base ("–" where a test column is missing)."""
+    metrics of best.pt, and epoch time vs base ("–" where a test column is missing, and for runs shorter than
+    ``TIMED_EPOCHS``)."""
     groups = group_by(rows, CONFIG)
     base = {k: mean_sd(r["s_per_epoch"] for r in g)[0] for k, g in groups.items() if _base_of(k) == k}
 
@@ -43,7 +47,8 @@ def summary_table(rows: list[dict]) -> str:
     table = []
     for key, g in groups.items():
         t = mean_sd(r["s_per_epoch"] for r in g)[0]
-        rel = f"{t / base[_base_of(key)]:.2f}×" if _base_of(key) in base else "–"
+        timed = _base_of(key) in base and key[1] >= TIMED_EPOCHS
+        rel = f"{t / base[_base_of(key)]:.2f}×" if timed else "–"
         table.append([*key[:1], len(g), *key[1:], pm(g, "map50"), pm(g, "map50_95"), pm(g, "precision"), pm(g, "recall"),
                       pm(g, "test_map50"), pm(g, "test_map50_95"), f"{g[0]['params'] / 1e6:.3f} M", f"{g[0]['gflops']:.2f}",
                       f"{t:.2f}", rel])
@@ -139,7 +144,7 @@ def markdown(rows: list[dict], comparisons: list[dict] | None = None) -> str:
 
 
 def read_epochs(out, row: dict) -> list[dict]:
-    """ultralytics' per-epoch log of one run (``runs/<run>/results.csv``: losses, val metrics, lr, time), as
+    """ultralytics' per-epoch log of one run (``OUT/<run>/results.csv``: losses, val metrics, lr, time), as
     ``[{column: float}]``; ``[]`` when the run has none."""
     log = run_dir(out, row["variant"], row["seed"], row["epochs"], row["imgsz"]) / "results.csv"
     if not log.is_file():

@@ -2,7 +2,7 @@
 swept into ``OUT/results.csv`` (``fla train``, notebook 06).
 
 One run = one variant, one seed, trained from its YAML (or from ``weights``) under
-``OUT/runs/<variant>-s<seed>-e<epochs>-<imgsz>px``. ultralytics keeps the epoch that scores best on
+``OUT/<variant>-s<seed>-e<epochs>-<imgsz>px``. ultralytics keeps the epoch that scores best on
 the validation split (``best.pt``); that checkpoint is then scored once on the test split, which
 never takes part in the choice.
 

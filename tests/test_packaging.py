@@ -1,0 +1,59 @@
+"""pyproject.toml's ranges and constraints.txt, the versions the tests passed with: every requirement (core, each
+extra, the build's) has its tested version there, inside its range; every install of the Makefile uses them."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from conftest import REPO
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirements() -> list[Requirement]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    extras = [r for extra in project["project"]["optional-dependencies"].values() for r in extra]
+    return [Requirement(r) for r in project["project"]["dependencies"] + extras + project["build-system"]["requires"]]
+
+
+def _tested() -> dict[str, Version]:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[_canonical(name)] = Version(version.strip())
+    return pins
+
+
+def test_every_requirement_has_a_tested_version_inside_its_range():
+    tested = _tested()
+    for req in _requirements():
+        assert _canonical(req.name) in tested, f"{req.name}: not in constraints.txt (`make constraints`)"
+        assert tested[_canonical(req.name)] in req.specifier, f"{req}: tested {tested[_canonical(req.name)]}"
+
+
+def test_floors_are_the_ones_the_code_needs():
+    """The floors the code has a reason for (pyproject.toml says which)."""
+    floors = {_canonical(r.name): [s.version for s in r.specifier if s.operator == ">="] for r in _requirements()}
+    assert Version(floors["torch"][0]) >= Version("2.4")  # torch.serialization.add_safe_globals
+    assert Version(floors["setuptools"][0]) >= Version("77")  # license = "MIT", PEP 639
+    assert Version(floors["ipywidgets"][0]) <= Version("7.7.1")  # Colab's preinstalled version must satisfy it
+
+
+def test_ipywidgets_is_for_the_notebooks_only():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not any(Requirement(r).name == "ipywidgets" for r in project["dependencies"])
+    assert any(Requirement(r).name == "ipywidgets" for r in project["optional-dependencies"]["notebooks"])
+
+
+def test_the_makefile_and_environment_yml_install_the_tested_versions():
+    installs = [line for line in (REPO / "Makefile").read_text().splitlines() if "pip install" in line and " -e " in line]
+    assert installs and all("-c constraints.txt" in line for line in installs), installs
+    assert "-c constraints.txt" in (REPO / "environment.yml").read_text()

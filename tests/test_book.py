@@ -1,7 +1,7 @@
 """The static course (``make book``, tools/book.py) in a real browser, on a subset: notebooks 02 and 03 in quick mode.
 
 The full book executes 01–03 and 05 in full mode (minutes each on 2 cores); its pages are made by the same
-code, so CI builds the two notebooks with sliders and checks what a reader sees: every page loads without a
+code, so CI builds two of the notebooks with sliders and checks what a reader sees: every page loads without a
 page error, each notebook page shows its figures, and moving each static slider (with the keyboard) changes
 the picture and the numbers under it. Chromium is Debian's, driven by Playwright, and reaches nothing but the
 loopback server (the CDN that would render formulas is unreachable: they stay TeX, not an error).

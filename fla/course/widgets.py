@@ -13,7 +13,7 @@ import io
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from . import complexity, views
+from . import complexity, static, views
 
 __all__ = ["order_widget", "focusing_widget", "strength_widget"]
 
@@ -26,7 +26,8 @@ def _png(fig) -> bytes:
 
 
 def _wire(controls: dict, render) -> widgets.VBox:
-    """Re-render whenever a control changes; render(**values) returns (figure, text)."""
+    """Re-render whenever a control changes; render(**values) returns (figure, text). While the static book is
+    built, the widget also carries precomputed pictures over its first slider (``fla.course.static``)."""
     picture = widgets.Image(format="png")
     text = widgets.HTML()
 
@@ -40,7 +41,8 @@ def _wire(controls: dict, render) -> widgets.VBox:
         c.observe(update, names="value")
     update()
     row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-    return widgets.VBox([row, text, picture])
+    box = widgets.VBox([row, text, picture])
+    return static.with_fallback(box, controls, render) if static.building_book() else box
 
 
 def order_widget(d: int = 64) -> widgets.VBox:

@@ -1,0 +1,132 @@
+"""Sliders without a kernel: a live widget's picture precomputed over one control's grid, for the static book.
+
+In JupyterLab a slider re-renders through the kernel. A static HTML page has no kernel, so while the book is
+built (``FLA_BOOK=1``) ``fla.course.widgets`` also renders a few frames over the first slider's range and
+shows them through a plain ``<input type="range">`` (arrow keys work; a few lines of inline JavaScript swap
+the frames). The live widget is untouched: its output carries both, and JupyterLab keeps drawing the widget
+while the book's HTML builder picks ``text/html``.
+
+Page weight: up to ``FRAMES`` + 1 JPEG pictures at ``DPI`` per slider (about 30–40 kB each for the views of
+notebooks 02 and 03, so about 0.3 MB a slider).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+import json
+import os
+
+__all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "frames", "slider_html", "StaticFallback", "with_fallback"]
+
+BOOK = "FLA_BOOK"  # the environment variable `make book` sets
+FRAMES = 7  # pictures per slider: enough to see the trend when dragging, few enough to keep a page light
+DPI = 60
+QUALITY = 75
+_ids = itertools.count()
+
+
+def building_book() -> bool:
+    """Whether the notebooks are being executed for the static book (``FLA_BOOK=1``)."""
+    return os.environ.get(BOOK, "0") not in ("", "0", "false", "False")
+
+
+def grid(control, n: int = FRAMES) -> list:
+    """Up to ``n`` values of a slider spread over its range, on its step, always including its current value.
+
+    A slider with options (``SelectionSlider``) yields its options; a number slider evenly spaced values."""
+    if hasattr(control, "_options_values"):
+        values = list(control._options_values)
+        if len(values) > n:  # keep both ends and the current value
+            picks = {round(i * (len(values) - 1) / (n - 1)) for i in range(n)} | {values.index(control.value)}
+            values = [values[i] for i in sorted(picks)]
+        return values
+    lo, hi, step = control.min, control.max, control.step or 1
+    steps = round((hi - lo) / step)
+    picks = {round(i * steps / (n - 1)) for i in range(n)} if steps >= n else set(range(steps + 1))
+    values = {lo + k * step for k in picks} | {control.value}
+    kind = int if isinstance(control.value, int) else float
+    return sorted(kind(round(v, 10)) for v in values)
+
+
+def _jpeg(fig, dpi: int = DPI) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    # JPEG, not PNG: the views overlay a photograph, which PNG stores at ~200 kB a frame and JPEG at ~35 kB
+    fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": QUALITY})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frames(render, values: dict, name: str, grid_values: list) -> list[tuple[object, bytes, str]]:
+    """``(value, JPEG, text)`` for each value of control ``name`` in ``grid_values``, the others at ``values``;
+    ``render(**values)`` returns ``(figure, text)`` as in ``fla.course.widgets``."""
+    out = []
+    for v in grid_values:
+        fig, text = render(**{**values, name: v})
+        out.append((v, _jpeg(fig), text))
+    return out
+
+
+def _label(v) -> str:
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int) -> str:
+    """A range input over ``shown`` frames, frame ``start`` visible; moving the input shows another frame."""
+    uid = f"fla-static-{next(_ids)}"
+    labels = [_label(v) for v, _, _ in shown]
+    images = "".join(
+        f'<img class="fla-static-frame" data-index="{i}" alt="{html.escape(label)} = {labels[i]}"'
+        f'{"" if i == start else " hidden"} src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
+        for i, (_, jpeg, _) in enumerate(shown))
+    texts = [html.escape(t) for _, _, t in shown]
+    return (
+        f'<div class="fla-static" id="{uid}">'
+        f'<label>{html.escape(label)} <input type="range" min="0" max="{len(shown) - 1}" step="1" value="{start}" '
+        f'aria-valuetext="{labels[start]}"></label> <output>{labels[start]}</output>'
+        f'<pre class="fla-view-text">{texts[start]}</pre>{images}'
+        "<script>(function () {"
+        f"const root = document.getElementById('{uid}'), input = root.querySelector('input'),"
+        f" labels = {json.dumps(labels)}, texts = {json.dumps(texts)};"
+        "input.addEventListener('input', function () {"
+        "const i = Number(input.value);"
+        "root.querySelectorAll('.fla-static-frame').forEach(function (img) { img.hidden = Number(img.dataset.index) !== i; });"
+        "root.querySelector('output').textContent = labels[i]; input.setAttribute('aria-valuetext', labels[i]);"
+        "root.querySelector('pre').innerHTML = texts[i]; });"
+        "})();</script>"
+        "<p class='fla-static-note'><small>Precomputed pictures: the live notebook computes every value.</small></p>"
+        "</div>")
+
+
+class StaticFallback:
+    """A widget shown live where there is a kernel and as ``html`` where there is not: its output carries the
+    widget's view and a ``text/html`` alternative. Everything else is the widget's (attribute access goes to it)."""
+
+    def __init__(self, widget, html: str):
+        self.widget, self.html = widget, html
+
+    def _repr_mimebundle_(self, **kwargs):
+        return {**self.widget._repr_mimebundle_(**kwargs), "text/html": self.html}
+
+    def __getattr__(self, name):
+        return getattr(self.widget, name)
+
+
+def _slider_name(controls: dict) -> str | None:
+    """The first control that is a slider: the one the static page lets the reader move."""
+    return next((name for name, c in controls.items() if type(c).__name__.endswith("Slider")), None)
+
+
+def with_fallback(widget, controls: dict, render):
+    """``widget`` with a static slider over the first slider of ``controls`` (``StaticFallback``); the widget
+    itself when there is no slider."""
+    name = _slider_name(controls)
+    if name is None:
+        return widget
+    values = {n: c.value for n, c in controls.items()}
+    shown = frames(render, values, name, grid(controls[name]))
+    start = [v for v, _, _ in shown].index(values[name])
+    return StaticFallback(widget, slider_html(controls[name].description or name, shown, start))

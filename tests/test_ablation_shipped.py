@@ -1,4 +1,4 @@
-"""The shipped full ablation (results/ablation/): complete, documented from its own rows, analysed by notebook 04,
+"""The shipped full ablation (fla/results/ablation/): complete, documented from its own rows, analysed by notebook 04,
 and bit-identical when one of its cells is rerun on a machine like the one that made it."""
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_the_docs_tables_are_generated_from_the_shipped_rows(shipped):
     rows, settings = shipped
     text = DOCS.read_text()
     for table in (A.summary_table(rows), A.contrast_table(rows), A.tuning_table(rows)):
-        assert table in text, "regenerate docs/ablation.md from results/ablation/ (its tables are the report's)"
+        assert table in text, "regenerate docs/ablation.md from fla/results/ablation/ (its tables are the report's)"
     assert settings["run"]["commit"] in text
 
 

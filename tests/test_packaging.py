@@ -57,3 +57,19 @@ def test_the_makefile_and_environment_yml_install_the_tested_versions():
     installs = [line for line in (REPO / "Makefile").read_text().splitlines() if "pip install" in line and " -e " in line]
     assert installs and all("-c constraints.txt" in line for line in installs), installs
     assert "-c constraints.txt" in (REPO / "environment.yml").read_text()
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_shipped_runs_and_the_yaml(tmp_path):
+    """A pip install (Colab) has fla/results: notebooks 04 and 06 read the shipped full runs from the package."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                    str(REPO)], check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    shipped = [p.relative_to(REPO).as_posix() for p in (REPO / "fla" / "results").rglob("*") if p.is_file()]
+    assert "fla/results/ablation/ablation.csv" in shipped
+    assert set(shipped) <= names, set(shipped) - names
+    assert "fla/yolo/cfg/yolov8-base.yaml" in names

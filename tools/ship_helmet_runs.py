@@ -1,6 +1,6 @@
 """Ship the CPU helmet experiment into the repository (what notebook 06 analyses by default):
 
-    python tools/ship_helmet_runs.py RUNS_DIR [--dest results/helmet-cpu60] [--n-boot 1000]
+    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000]
 
 RUNS_DIR is the ``--out`` of the documented command (docs/training.md, "The CPU experiment"). This runs
 the paired bootstrap over the finished runs (``paired.csv``, what ``fla train --bootstrap 1000`` does at the
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path)
-    ap.add_argument("--dest", type=Path, default=REPO / "results" / "helmet-cpu60")
+    ap.add_argument("--dest", type=Path, default=REPO / "fla" / "results" / "helmet-cpu60")
     ap.add_argument("--n-boot", type=int, default=1000)
     args = ap.parse_args(argv)
 

@@ -5,7 +5,7 @@ enough for git, with where and when they ran.
 ``paired.csv``, ``settings.json``, and per run ultralytics' per-epoch log (``results.csv``, for the curves) and
 the matched test predictions (``test_detections.npz``, for the paired bootstrap); no checkpoints. It writes
 ``provenance.json``: machine, date, commit, command, and how many of the planned runs are there (``complete``).
-``shipped()`` finds the folder: ``$FLA_SHIPPED``, else ``results/helmet-cpu60`` of the project checkout.
+``shipped()`` finds the folder: ``$FLA_SHIPPED``, else ``fla/results/helmet-cpu60``, package data of this installation.
 """
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ NAME = "helmet-cpu60"
 PLANNED_RUNS = 9  # base, c2f_fla, neck_fla × seeds 0 1 2
 COMMAND = ("python -m fla train --data <helmet>/data.yaml --variants base c2f_fla neck_fla --seeds S --epochs 60 "
            "--imgsz 320 --out <dir> --bootstrap 0   (S = 0, then 1, then 2)")
-_CHECKOUT = Path(__file__).resolve().parents[3]
+RESULTS = Path(__file__).resolve().parents[2] / "results"  # package data: a pip install (Colab) has it too
 
 
 def shipped(name: str = NAME) -> Path | None:
-    """The shipped runs' folder, or None when this installation has none (a pip install without the checkout)."""
-    folder = Path(os.environ["FLA_SHIPPED"]) if os.environ.get("FLA_SHIPPED") else _CHECKOUT / "results" / name
+    """The shipped runs' folder, or None when this installation has none."""
+    folder = Path(os.environ["FLA_SHIPPED"]) if os.environ.get("FLA_SHIPPED") else RESULTS / name
     return folder if (folder / "results.csv").is_file() else None
 
 
@@ -51,7 +51,7 @@ def describe(folder) -> str:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "-C", str(_CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        return subprocess.run(["git", "-C", str(RESULTS), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

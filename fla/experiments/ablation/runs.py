@@ -128,20 +128,6 @@ def train_one(task: str, variant: str | Config, seed: int = 0, *, quick: bool = 
                      device=device, **{k: v for k, v in preset.items() if k not in ("task_args", "sizes", "configs", "lrs")})
 
 
-def find_data(data=None):
-    """The helmet data.yaml: ``data``, else ``$FLA_DATA``, else an earlier download; None when there is none.
-
-    Never downloads (``python -m fla data get`` does): the ablation must run offline.
-    Raises ``fla.data.DataError`` when ``data`` / ``$FLA_DATA`` name something that is not the subset.
-    """
-    from ...data import cache_dir, resolve_data
-
-    if data or os.environ.get("FLA_DATA"):
-        return resolve_data(data)
-    cached = cache_dir() / "data.yaml"
-    return resolve_data(cached) if cached.is_file() else None
-
-
 def _one(name: str, task_args: dict, settings: dict, data, cfg: Config, seed: int, lr: float, device) -> dict:
     """One run, in this process or in a worker (top level, so that it pickles): its CSV row, every column filled."""
     row, _ = train_run(_task(name, task_args, data), cfg, seed, device=device, lr=lr, **settings)

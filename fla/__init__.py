@@ -17,7 +17,7 @@ from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
 from .functional import focus
 from . import flops  # noqa: F401  registers the thop rule
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["SoftmaxAttention", "LinearAttention", "FocusedLinearAttention", "focus", "register", "__version__"]
 
 

@@ -223,7 +223,9 @@ def t_sf2(t: float, df: int) -> float:
 
 
 def t_quantile(q: float, df: int) -> float:
-    """The ``q`` quantile of Student's t (q > 0.5), by bisection on the tail: 0.975 and df = 4 give 2.776."""
+    """The ``q`` quantile of Student's t, by bisection on the tail: 0.975 and df = 4 give 2.776."""
+    if q < 0.5:
+        return -t_quantile(1 - q, df)  # symmetric about 0
     lo, hi = 0.0, 1e3
     for _ in range(200):
         mid = (lo + hi) / 2

@@ -4,11 +4,14 @@ uncertain a standard deviation measured on three seeds is.
 ``fla.experiments.stats.detectable`` uses normal quantiles (1.96 + 0.84): right when the spreads are known.
 Measured on k seeds, the seed spread has k − 1 degrees of freedom; with k = 3 its 95% interval runs from
 about half to six times the measured value, and the t quantiles (4.30 + 1.06 at df = 2) replace the normal ones.
-No scipy: the t and chi-square quantiles are computed here by bisection on their distribution functions.
+No scipy: the chi-square quantiles are computed here by bisection on its distribution function; the t
+quantiles are ``fla.experiments.stats.t_quantile``'s.
 """
 from __future__ import annotations
 
 import math
+
+from ..stats import t_quantile
 
 __all__ = ["t_quantile", "chi2_quantile", "sd_interval", "detectable_t"]
 
@@ -27,27 +30,11 @@ def _chi2_cdf(x: float, df: int) -> float:
     return math.exp(a * math.log(y) - y - math.lgamma(a)) * total
 
 
-def _t_cdf(x: float, df: int) -> float:
-    """P(T_df ≤ x). With t = √df · tan θ the density becomes c·√df·cos^(df−1) θ on [0, π/2): smooth and bounded,
-    so Simpson's rule on a fixed grid is accurate however far out x lies."""
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-    f = lambda th: c * math.sqrt(df) * math.cos(th) ** (df - 1)  # noqa: E731
-    end, n = math.atan(abs(x) / math.sqrt(df)), 2000
-    h = end / n
-    area = h / 3 * (f(0) + f(end) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n)))
-    return 0.5 + math.copysign(area, x)
-
-
 def _bisect(cdf, p: float, lo: float, hi: float) -> float:
     for _ in range(200):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
     return (lo + hi) / 2
-
-
-def t_quantile(p: float, df: int) -> float:
-    """The p-quantile of Student's t with ``df`` degrees of freedom (4.303 for p = 0.975, df = 2)."""
-    return _bisect(lambda x: _t_cdf(x, df), p, -1e4, 1e4)
 
 
 def chi2_quantile(p: float, df: int) -> float:

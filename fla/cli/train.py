@@ -10,11 +10,6 @@ from ..experiments.training import FULL, QUICK
 from ..yolo import DEFAULT_VARIANTS, VARIANTS
 from . import BadInput, at_least, first_line, seeds, writable
 
-#: seconds per epoch, training and validation, of one yolov8n run on the 100 + 100 helmet images at 320 px on
-#: 2 CPU cores: 1000 s / 60 epochs, the runs alone on the machine in docs/training.md ("Measured").
-CPU_S_PER_EPOCH_320 = 1000 / 60
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"short CPU run for tests/CI: {QUICK['epochs']} epoch at imgsz {QUICK['imgsz']} unless given")
@@ -81,9 +76,11 @@ def _data(given):
 
 
 def estimate_s(runs: int, epochs: int, imgsz: int) -> float:
-    """Seconds that ``runs`` CPU runs of ``epochs`` at ``imgsz`` take on 2 cores: the measured time per epoch at
-    320 px, scaled by image area (the convolutions' cost; validation's NMS does not scale so, hence "about")."""
-    return runs * epochs * CPU_S_PER_EPOCH_320 * (imgsz / 320) ** 2
+    """Seconds that ``runs`` CPU runs of ``epochs`` at ``imgsz`` take on 2 cores: notebook 06's per-epoch figure
+    (measured at 320 px, scaled by image area; validation's NMS does not scale so, hence "about")."""
+    from ..experiments.training.plan import Hardware, seconds_per_epoch
+
+    return runs * epochs * seconds_per_epoch(Hardware("cpu", 2), imgsz)[0]
 
 
 def announce(variants, seeds_, epochs: int, imgsz: int) -> str | None:

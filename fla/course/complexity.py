@@ -35,14 +35,17 @@ YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
 DEIT = {"N": 196, "d": 64}
 
 
+def block_macs(n: int, dim: int, heads: int, kind: str = "linear", kernel_size: int = 0) -> int:
+    """Multiply-adds of one attention module on n tokens: the four dim×dim projections + the token mixing of
+    every head + a κ×κ DWC on V (κ = kernel_size, 0: none), biases not counted (notebooks 01, 05)."""
+    return Fn.projection_macs(n, dim) + heads * Fn.attention_macs(n, dim // heads, kind) + n * dim * kernel_size**2
+
+
 def _formula_macs(module, n: int) -> int:
-    """Projections + token mixing of every head + the DWC on V (k·k per value entry), biases not counted."""
+    """``block_macs`` of an attention module of ``fla.attention``."""
     kind = "softmax" if type(module).__name__ == "SoftmaxAttention" else "linear"
-    macs = Fn.projection_macs(n, module.dim) + module.num_heads * Fn.attention_macs(n, module.head_dim, kind)
     dwc = getattr(module, "dwc", None)
-    if dwc is not None:
-        macs += n * module.dim * dwc.kernel_size[0] * dwc.kernel_size[1]
-    return macs
+    return block_macs(n, module.dim, module.num_heads, kind, dwc.kernel_size[0] if dwc is not None else 0)
 
 
 def count_table(modules: dict, sides) -> list[dict]:

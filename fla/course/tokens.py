@@ -39,7 +39,6 @@ def default_image_path() -> Path:
         images = sorted((Path(data) / "images" / "val").glob("*.jpg"))
         if images:
             return images[0]
-    import fla.yolo  # noqa: F401  ultralytics offline before its first import
     from ultralytics.utils import ASSETS
 
     return Path(ASSETS) / "bus.jpg"

@@ -302,12 +302,10 @@ def rank_over_dim(image: np.ndarray, dims, grid: int = 14) -> list[int]:
 @torch.no_grad()
 def dwc_strength_curve(tokens: torch.Tensor, p: float, kernel_size: int, ts) -> dict:
     """Numerical and effective rank of A + t·D_0 for each t in ts: how large must the DWC be? (notebook 03)."""
-    d, (h, w) = tokens.shape[1], tokens.shape[-2:]
-    a = attention_matrices(tokens, p)["focused"].double()
-    d0 = Fn.dwc_matrix(dwc_kernels(d, kernel_size), h, w)[0].double()
-    s = _svdvals(torch.stack([a + float(t) * d0 for t in ts]))
-    rtol = h * w * torch.finfo(torch.float32).eps
-    return {"t": np.asarray(ts, dtype=float), "rank": _ranks(s, rtol).numpy(), "effective rank": effective_rank(s).numpy()}
+    strengths = StrengthViews(tokens, p, kernel_size)
+    views = [strengths.view(t) for t in ts]
+    return {"t": np.asarray(ts, dtype=float), "rank": np.array([v.rank for v in views]),
+            "effective rank": np.array([v.effective_rank for v in views])}
 
 
 @dataclass

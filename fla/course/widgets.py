@@ -48,7 +48,7 @@ def _wire(controls: dict, render) -> widgets.VBox:
 def order_widget(d: int = 64) -> widgets.VBox:
     """A slider for the head size d; shows ``complexity.order_view``: the crossover of the two orders moves (notebook 01)."""
     controls = {"d": widgets.SelectionSlider(options=[4, 8, 16, 32, 64, 128, 256, 512], value=d, description="head size d")}
-    return _wire(controls, lambda d: complexity.order_view(d))
+    return _wire(controls, complexity.order_view)
 
 
 def focusing_widget(image, tokens, p: float = 3.0, query: tuple[int, int] = (7, 7), kind: str = "focused") -> widgets.VBox:

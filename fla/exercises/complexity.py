@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import functional as Fn
+from ..course.complexity import crossover
 from .check import Verdict, Wrong, check
 
 __all__ = ["check_softmax_attention", "check_linear_attention", "check_kv_crossover"]
@@ -50,15 +51,11 @@ def check_linear_attention(fn) -> Verdict:
     ], hint="numerator = phi_q @ (phi_k.T @ v); normaliser = phi_q @ phi_k.sum(0) as a column (N, 1)")
 
 
-def _crossover(d: int, dv: int) -> int:
-    return next(n for n in range(1, 100 * (d + dv)) if Fn.kv_order_is_cheaper(n, n, d, dv))
-
-
 def check_kv_crossover(fn) -> Verdict:
     """Notebook 01, section 3: ``fn(d, dv) -> int``, the smallest N (= M) at which the kv order costs fewer
     multiply-adds than the qk order, (N + M)·d·d_v < N·M·(d + d_v)."""
     cases = [(64, 16), (64, 64), (8, 32), (3, 5), (1, 1)]
-    return check("kv crossover", fn, _crossover, cases, wrong=[
+    return check("kv crossover", fn, crossover, cases, wrong=[
         Wrong(lambda d, dv: d, "with d ≠ d_v the crossover is not d: solve 2N·d·d_v < N²(d + d_v) for N"),
         Wrong(lambda d, dv: 2 * d * dv // (d + dv),
               "the smallest integer strictly above 2·d·d_v/(d + d_v): at equality both orders cost the same"),

@@ -10,10 +10,9 @@ from .check import Verdict, Wrong, check
 __all__ = ["check_focus", "check_focused_row"]
 
 
-def _vectors(seed: int, shape, p: float, relu: bool):
+def _vectors(seed: int, shape, p: float):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(*shape, generator=g)
-    return (F.relu(x) + 0.05 if relu else x), p  # strictly positive for f_p: no all-zero vector
+    return F.relu(torch.randn(*shape, generator=g)) + 0.05, p  # strictly positive for f_p: no all-zero vector
 
 
 def _focus(x, p):
@@ -23,7 +22,7 @@ def _focus(x, p):
 def check_focus(fn) -> Verdict:
     """Notebook 02, section 1: ``fn(x (..., d) non-negative, p) -> (..., d)``,
     f_p(x) = ‖x‖ / ‖x**p‖ · x**p over the last dim (paper Eq. 6)."""
-    cases = [_vectors(0, (4,), 3.0, True), _vectors(1, (6, 8), 2.0, True), _vectors(2, (2, 5, 16), 5.0, True)]
+    cases = [_vectors(0, (4,), 3.0), _vectors(1, (6, 8), 2.0), _vectors(2, (2, 5, 16), 5.0)]
     return check("focus", fn, _focus, cases, wrong=[
         Wrong(lambda x, p: x**p, "f_p keeps each vector's norm: multiply x**p by ‖x‖ / ‖x**p‖"),
         Wrong(lambda x, p: x**p / (x**p).norm(dim=-1, keepdim=True), "the result has x's norm, not norm 1: multiply by ‖x‖"),

@@ -4,14 +4,14 @@ from __future__ import annotations
 import torch
 
 from .. import functional as Fn
+from ..course.complexity import block_macs
 from .check import Verdict, Wrong, check
 
 __all__ = ["check_block_macs", "check_fp16_focus"]
 
 
 def _block_macs(h: int, w: int, c: int, heads: int, kappa: int) -> int:
-    n, d = h * w, c // heads
-    return Fn.projection_macs(n, c) + heads * Fn.attention_macs(n, d, "linear") + n * c * kappa * kappa
+    return block_macs(h * w, c, heads, "linear", kappa)
 
 
 def check_block_macs(fn) -> Verdict:

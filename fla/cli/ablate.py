@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..experiments.ablation import SEEDS, TASKS, VARIANTS, SettingsClash, contrast_table, find_data, run_ablation, summary_table
+from ..experiments.ablation import SEEDS, TASKS, VARIANTS, SettingsClash, contrast_table, find_data, read_rows, run_ablation, summary_table
 from . import BadInput, at_least, first_line, seeds, usage_error, writable
 
 
@@ -35,7 +35,7 @@ def run(args) -> int:
         if bad:
             return _error(f"{name} {' '.join(bad)}: choose from {', '.join(allowed)}")
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else list(SEEDS))
-    out = args.out or ("runs/ablation-quick" if args.quick else "runs/ablation")
+    out = _out(args)
     writable(out, "--out", folder=True)
     try:
         data = find_data(args.data) if "helmet" in args.tasks else None
@@ -56,12 +56,16 @@ def run(args) -> int:
         return _error(str(e))
     print(summary_table(rows))
     print(contrast_table(rows))
-    print(f"{len(rows)} runs in {Path(out) / 'ablation.csv'}; this call took {time.perf_counter() - t0:.0f} s")
+    print(f"{len(rows)} runs in {out / 'ablation.csv'}; this call took {time.perf_counter() - t0:.0f} s")
     return 0
 
 
+def _out(args) -> Path:
+    return Path(args.out or ("runs/ablation-quick" if args.quick else "runs/ablation"))
+
+
 def interrupted(args) -> str:
-    out = Path(args.out or ("runs/ablation-quick" if args.quick else "runs/ablation"))
-    done = (out / "ablation.csv").read_text().splitlines()[1:] if (out / "ablation.csv").is_file() else []
+    out = _out(args)
+    done = read_rows(out)
     return (f"{len(done)} finished run{'s' * (len(done) != 1)} kept in {out / 'ablation.csv'}; "
             "the same command again resumes (finished runs are skipped)")

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ...files import read_csv
+from ...results import HERE as RESULTS
 from ...runtime import pick_device
 from ..sweep import Sweep
 from . import report
@@ -30,7 +31,7 @@ KEY = ("task", "setting", "variant", "p", "kernel_size", "per_head", "lr", "seed
 #: the learning rate of each (task, setting, config) is picked on this seed, which no reported mean uses
 TUNE_SEED = report.TUNE_SEED
 #: the documented full run, shipped with the code that made it: ablation.csv and settings.json (with the machine)
-SHIPPED = Path(__file__).resolve().parents[2] / "results" / "ablation"  # package data: Colab gets it too
+SHIPPED = RESULTS / "ablation"
 SEEDS = (0, 1, 2, 3, 4)
 
 _RECALL = {"grid": (8, 8), "pairs": 16, "queries": 16, "keys": 32, "values": 16}
@@ -141,7 +142,7 @@ def shipped(folder=None) -> tuple[list[dict], dict]:
 
     folder = Path(folder or SHIPPED)
     if not (folder / "ablation.csv").is_file():
-        raise FileNotFoundError(f"no shipped run at {folder}: a pip-installed fla has none; rerun it (RETRAIN = True)")
+        raise FileNotFoundError(f"no shipped run at {folder}: rerun it (RETRAIN = True)")
     return read_rows(folder), json.loads((folder / "settings.json").read_text())
 
 

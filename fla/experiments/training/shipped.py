@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ...files import write_atomic
+from ...results import HERE as RESULTS
 from .folders import DETECTIONS, read_results, run_dir
 
 __all__ = ["NAME", "shipped", "provenance", "ship", "describe"]
@@ -26,7 +27,6 @@ NAME = "helmet-cpu60"
 PLANNED_RUNS = 9  # base, c2f_fla, neck_fla × seeds 0 1 2
 COMMAND = ("python -m fla train --data <helmet>/data.yaml --variants base c2f_fla neck_fla --seeds S --epochs 60 "
            "--imgsz 320 --out <dir> --bootstrap 0   (S = 0, then 1, then 2)")
-RESULTS = Path(__file__).resolve().parents[2] / "results"  # package data: a pip install (Colab) has it too
 
 
 def shipped(name: str = NAME) -> Path | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import ipywidgets as widgets
@@ -62,6 +63,15 @@ def test_the_live_widget_is_unchanged_unless_the_book_is_built(monkeypatch):
     assert page.count('<img class="fla-static-frame"') == len(static.grid(shown.children[0].children[0])) <= static.FRAMES + 1
     assert focusing_view(tokens, 3.0, (7, 7)).text.split(" · ")[0] in page
     assert shown.children[0].children[0].description == "p"  # the rest is the widget's
+
+
+def test_the_static_readout_is_the_live_sliders_label(monkeypatch):
+    from fla.course.widgets import strength_widget
+
+    monkeypatch.setenv(static.BOOK, "1")
+    page = strength_widget(image_tokens(load_image()))._repr_mimebundle_()["text/html"]
+    labels = json.loads(re.search(r"labels = (\[[^\]]*\])", page).group(1))
+    assert len(set(labels)) == len(labels) and {"0", "1e-06", "0.001"} <= set(labels), labels  # not 0.00 thrice
 
 
 @pytest.mark.parametrize("value", ["0", ""])

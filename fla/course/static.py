@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 
-__all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "frames", "slider_html", "StaticFallback", "with_fallback"]
+__all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "frames", "readout", "slider_html", "StaticFallback", "with_fallback"]
 
 BOOK = "FLA_BOOK"  # the environment variable `make book` sets
 FRAMES = 7  # pictures per slider: enough to see the trend when dragging, few enough to keep a page light
@@ -70,14 +70,19 @@ def frames(render, values: dict, name: str, grid_values: list) -> list[tuple[obj
     return out
 
 
-def _label(v) -> str:
+def readout(control, v) -> str:
+    """``v`` as the live slider's readout shows it: a selection slider's own label (0.0001 and 1e-06 must not
+    both read 0.00), a float to two decimals."""
+    if hasattr(control, "_options_labels"):
+        return dict(zip(control._options_values, control._options_labels))[v]
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int) -> str:
-    """A range input over ``shown`` frames, frame ``start`` visible; moving the input shows another frame."""
+def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int, labels: list[str] | None = None) -> str:
+    """A range input over ``shown`` frames, frame ``start`` visible; moving the input shows another frame.
+    ``labels``: each frame's value as the reader sees it (default: floats to two decimals)."""
     uid = f"fla-static-{next(_ids)}"
-    labels = [_label(v) for v, _, _ in shown]
+    labels = labels or [readout(None, v) for v, _, _ in shown]
     images = "".join(
         f'<img class="fla-static-frame" data-index="{i}" alt="{html.escape(label)} = {labels[i]}"'
         f'{"" if i == start else " hidden"} src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
@@ -129,4 +134,5 @@ def with_fallback(widget, controls: dict, render):
     values = {n: c.value for n, c in controls.items()}
     shown = frames(render, values, name, grid(controls[name]))
     start = [v for v, _, _ in shown].index(values[name])
-    return StaticFallback(widget, slider_html(controls[name].description or name, shown, start))
+    labels = [readout(controls[name], v) for v, _, _ in shown]
+    return StaticFallback(widget, slider_html(controls[name].description or name, shown, start, labels))

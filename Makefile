@@ -2,9 +2,12 @@
 # `make check` is the edit loop: every test not marked slow, in about a minute.
 # Everything lives in .venv, at the versions the tests passed with (constraints.txt; `make constraints` rewrites it
 # from a .venv that passed); a stamp per extra re-installs only when pyproject.toml or constraints.txt changes.
+# The pins hold for the Python they were made with (its header says which); on another, PIN is empty and pip
+# resolves pyproject.toml's ranges, saying so, instead of stopping with ResolutionImpossible.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PIN     = $$($(BIN)/python tools/constraints.py --pip-args)
 PYTEST_ARGS ?=
 
 .PHONY: lab test check chromium data book clean constraints
@@ -14,11 +17,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q -U pip
 
 $(VENV)/.lab: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -c constraints.txt -e '.[notebooks]'
+	$(BIN)/python -m pip install $(PIN) -e '.[notebooks]'
 	touch $@
 
 $(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -c constraints.txt -e '.[notebooks,test,book]'  # book: tests/test_book.py builds two pages
+	$(BIN)/python -m pip install $(PIN) -e '.[notebooks,test,book]'  # book: tests/test_book.py builds two pages
 	touch $@
 
 constraints: $(VENV)/.test

@@ -54,9 +54,40 @@ def test_ipywidgets_is_for_the_notebooks_only():
 
 
 def test_the_makefile_and_environment_yml_install_the_tested_versions():
-    installs = [line for line in (REPO / "Makefile").read_text().splitlines() if "pip install" in line and " -e " in line]
-    assert installs and all("-c constraints.txt" in line for line in installs), installs
+    makefile = (REPO / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if "pip install" in line and " -e " in line]
+    assert installs and all("$(PIN)" in line for line in installs), installs
+    assert "PIN     = $$($(BIN)/python tools/constraints.py --pip-args)" in makefile
     assert "-c constraints.txt" in (REPO / "environment.yml").read_text()
+
+
+def _constraints_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("constraints_tool", REPO / "tools" / "constraints.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_pins_apply_to_the_python_they_were_made_with_and_its_later_fixes():
+    tool = _constraints_tool()
+    made = tool.made_with((REPO / "constraints.txt").read_text())
+    assert made is not None and len(made) == 3, "constraints.txt's header names the Python it was made with"
+    assert tool.made_with(tool.HEADER.format("3.12.1") + "\nx==1\n") == (3, 12, 1)
+    assert tool.applies((3, 11, 7), (3, 11, 7)) and tool.applies((3, 11, 7), (3, 11, 9))
+    assert not tool.applies((3, 11, 7), (3, 11, 2))  # Debian 12's Python: soupsieve's pin needs 3.11.5
+    assert not tool.applies((3, 11, 7), (3, 12, 0)) and not tool.applies((3, 11, 7), (3, 10, 14))
+    assert tool.applies((3, 11), (3, 11, 0)) and not tool.applies(None, (3, 11, 7))
+
+
+def test_pip_args_name_the_file_where_the_pins_hold_and_say_why_not_elsewhere(tmp_path, capsys):
+    tool = _constraints_tool()
+    pins = tmp_path / "constraints.txt"
+    pins.write_text(tool.HEADER.format("3.11.7") + "\nsoupsieve==4.1.4\n")
+    assert tool.pip_args(pins, (3, 11, 8)) == "-c constraints.txt" and capsys.readouterr().err == ""
+    assert tool.pip_args(pins, (3, 11, 2)) == ""
+    assert "made with Python 3.11.7; this is 3.11.2" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -20,3 +20,31 @@ html_theme_options = {"show_toc_level": 2, "use_download_button": False}
 html_show_sourcelink = False
 html_copy_source = False  # the .ipynb copies would double the weight (the slider pictures are inline)
 html_static_path = []
+
+# MathJax 3 from the book extra (sphinx-mathjax-offline ships MathJax 3.2.2) instead of Sphinx's CDN default, so the
+# formulas typeset on a machine without network; only what TeX input and HTML output load is copied (3 MB of its 24).
+mathjax_path = "mathjax/tex-chtml.js"
+mathjax3_config = {"options": {}}  # MathJax 3's key (Sphinx 9 writes v4's by default); myst adds its classes here
+MATHJAX_PARTS = ["tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y"]
+
+
+def copy_mathjax(app, exception):
+    import importlib.metadata
+    import shutil
+    from pathlib import Path
+
+    if exception is not None or app.builder.format != "html":
+        return
+    source = Path(importlib.metadata.distribution("sphinx-mathjax-offline").locate_file(
+        "sphinx-mathjax-offline/static/mathjax"))
+    for part in MATHJAX_PARTS:
+        src, dst = source / part, Path(app.outdir) / "_static" / "mathjax" / part
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def setup(app):
+    app.connect("build-finished", copy_mathjax)

@@ -3,8 +3,9 @@
 The full book executes 01–03 and 05 in full mode (minutes each on 2 cores); its pages are made by the same
 code, so CI builds two of the notebooks with sliders and checks what a reader sees: every page loads without a
 page error, each notebook page shows its figures, and moving each static slider (with the keyboard) changes
-the picture and the numbers under it. Chromium is Debian's, driven by Playwright, and reaches nothing but the
-loopback server (the CDN that would render formulas is unreachable: they stay TeX, not an error).
+the picture and the numbers under it, and the formulas are typeset by the MathJax the book carries (the
+browser reaches nothing but the loopback server, so a CDN's MathJax would leave them as TeX). Chromium is
+Debian's, driven by Playwright.
 """
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ def monkeypatch_module():
     mp.undo()
 
 
+def test_an_executed_copy_is_redone_when_the_code_or_the_shipped_runs_change(tmp_path):
+    key = load_tool("book")._key
+    notebook, package = tmp_path / "02-x.ipynb", tmp_path / "fla"
+    notebook.write_text("{}")
+    (package / "results" / "helmet").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1")
+    (package / "results" / "helmet" / "results.csv").write_text("map50\n0.4\n")
+    first = key(notebook, True, package)
+    assert key(notebook, True, package) == first and key(notebook, False, package) != first
+    (package / "results" / "helmet" / "results.csv").write_text("map50\n0.5\n")
+    shipped = key(notebook, True, package)
+    assert shipped != first, "a new shipped run re-executes the notebooks that read it"
+    (package / "a.py").write_text("x = 2")
+    assert key(notebook, True, package) not in (first, shipped)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_book_pages_show_figures_and_static_sliders_change_the_picture(book, tmp_path):
@@ -70,6 +87,9 @@ def test_book_pages_show_figures_and_static_sliders_change_the_picture(book, tmp
                 shown = page.eval_on_selector_all("main img", "imgs => imgs.filter(i => !i.hidden && i.naturalWidth > 0).length")
                 broken = page.eval_on_selector_all("main img", "imgs => imgs.filter(i => i.complete && i.naturalWidth === 0).length")
                 assert shown >= 2 and broken == 0, (name, shown, broken)
+                # formulas: MathJax (served from the book's _static, offline) turns \( … \) into mjx-container
+                page.wait_for_function("document.querySelectorAll('main mjx-container').length > 0", timeout=30_000)
+                assert "\\(" not in page.locator("main").inner_text(), f"{name}: TeX left untypeset"
                 sliders = page.locator(".fla-static")
                 assert sliders.count() >= 1, f"{name}: no static slider"
                 for i in range(sliders.count()):

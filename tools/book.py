@@ -26,11 +26,14 @@ NOTEBOOKS = REPO / "notebooks"
 QUICK_IN_BOOK = {"04", "06"}  # these read the shipped full runs; their full mode retrains for hours
 
 
-def _key(path: Path, quick: bool) -> str:
+def _key(path: Path, quick: bool, package: Path = REPO / "fla") -> str:
+    """What an executed copy depends on: the notebook, its mode, and every file of the package (its code and the
+    shipped runs in fla/results that 04 and 06 read)."""
     h = hashlib.sha256(path.read_bytes())
     h.update(b"quick" if quick else b"full")
-    for p in sorted([*(REPO / "fla").rglob("*.py"), *(REPO / "results").rglob("*.*")]):  # code and shipped runs
-        h.update(p.read_bytes())
+    for p in sorted(package.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(p.relative_to(package).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
 

@@ -8,7 +8,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
@@ -61,17 +61,8 @@ def test_the_makefile_and_environment_yml_install_the_tested_versions():
     assert "-c constraints.txt" in (REPO / "environment.yml").read_text()
 
 
-def _constraints_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("constraints_tool", REPO / "tools" / "constraints.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_pins_apply_to_the_python_they_were_made_with_and_its_later_fixes():
-    tool = _constraints_tool()
+    tool = load_tool("constraints")
     made = tool.made_with((REPO / "constraints.txt").read_text())
     assert made is not None and len(made) == 3, "constraints.txt's header names the Python it was made with"
     assert tool.made_with(tool.HEADER.format("3.12.1") + "\nx==1\n") == (3, 12, 1)
@@ -82,7 +73,7 @@ def test_the_pins_apply_to_the_python_they_were_made_with_and_its_later_fixes():
 
 
 def test_pip_args_name_the_file_where_the_pins_hold_and_say_why_not_elsewhere(tmp_path, capsys):
-    tool = _constraints_tool()
+    tool = load_tool("constraints")
     pins = tmp_path / "constraints.txt"
     pins.write_text(tool.HEADER.format("3.11.7") + "\nsoupsieve==4.1.4\n")
     assert tool.pip_args(pins, (3, 11, 8)) == "-c constraints.txt" and capsys.readouterr().err == ""

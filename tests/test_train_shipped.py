@@ -78,6 +78,39 @@ def test_ship_copies_what_the_analysis_reads_and_no_checkpoint(tmp_path, monkeyp
     assert S.shipped() is None
 
 
+def test_the_docs_tables_of_a_training_folder(tmp_path):
+    out = fake_runs(tmp_path / "out")
+    rows = T.read_results(out)
+    lines = T.run_table(out, rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    first = rows[0]
+    assert lines[2] == (f"| base | 0 | {first['map50']:.3f} | {first['test_map50']:.3f} | {first['test_map50_95']:.3f} | "
+                        f"{first['test_precision']:.3f} | {first['test_recall']:.3f} | 11.4 | {10 * EPOCHS} |")  # whole run: the log's time at the last epoch
+    (T.run_dir(out, "base", 1, EPOCHS, IMGSZ) / "results.csv").unlink()
+    assert T.run_table(out, rows).splitlines()[3].endswith("| – |")  # no log: no whole-run time
+
+    (c50,) = [c for c in T.read_comparisons(out) if c["metric"] == "map50"]
+    paired = T.paired_table(T.read_comparisons(out)).splitlines()
+    assert len(paired) == 4 and paired[2].startswith(f"| c2f_fla − base | map50 | 2 | {c50['diff']:+.3f} | "
+                                                     f"[{c50['low']:+.3f}, {c50['high']:+.3f}] | {c50['se']:.3f} | ")
+    assert paired[2].endswith(f"| {c50['per_seed'][0]:+.3f}, {c50['per_seed'][1]:+.3f} | {c50['seed_sd']:.3f} |")
+
+
+def test_the_ship_tool_records_the_note_and_prints_the_docs_tables(tmp_path, capsys):
+    from conftest import load_tool
+
+    out = fake_runs(tmp_path / "out")
+    dest = tmp_path / "shipped"
+    assert load_tool("ship_helmet_runs").main([str(out), "--dest", str(dest), "--n-boot", "20",
+                                               "--note", "seed 0 ran twice"]) == 0
+    printed = capsys.readouterr().out
+    assert S.provenance(dest)["note"] == "seed 0 ran twice" and S.describe(dest) in printed
+    rows = T.read_results(dest)
+    for table in (T.run_table(dest, rows), T.summary_table(rows), T.paired_table(T.read_comparisons(dest))):
+        assert table in printed
+    assert T.read_comparisons(dest)[0]["n_boot"] == 20  # the tool's bootstrap, shipped
+
+
 def test_ship_refuses_a_folder_without_runs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished run"):
         S.ship(tmp_path, tmp_path / "dest")
@@ -94,6 +127,17 @@ def test_the_checked_in_runs_match_their_provenance():
         run = T.run_dir(folder, r["variant"], int(r["seed"]), int(r["epochs"]), int(r["imgsz"]))
         assert (run / T.DETECTIONS).is_file(), run
     assert json.loads((folder / "provenance.json").read_text())["command"].startswith("python -m fla train")
+
+
+def test_the_docs_tables_are_generated_from_the_shipped_runs():
+    folder = S.shipped()
+    if folder is None:
+        pytest.skip("no shipped runs in this checkout")
+    text = (REPO / "docs" / "training.md").read_text()
+    rows = T.read_results(folder)
+    for table in (T.run_table(folder, rows), T.summary_table(rows), T.paired_table(T.read_comparisons(folder))):
+        assert table in text, "paste the tables tools/ship_helmet_runs.py prints into docs/training.md"
+    assert S.provenance(folder)["commit"] in text
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 """Ship the CPU helmet experiment into the repository (what notebook 06 analyses by default):
 
-    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000]
+    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000] [--note TEXT]
 
 RUNS_DIR is the ``--out`` of the documented command (docs/training.md, "The CPU experiment"). This runs
 the paired bootstrap over the finished runs (``paired.csv``, what ``fla train --bootstrap 1000`` does at the
 end), then copies the files the analysis reads, with machine, date and commit, into ``--dest``
 (``fla.experiments.training.shipped.ship``). Fewer than nine runs are shipped as PARTIAL, and say so.
+Last, it prints the tables of docs/training.md ("The CPU experiment"), made from the shipped copy: paste them
+there (tests/test_train_shipped.py checks that the docs hold the shipped runs' tables).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ def main(argv=None) -> int:
     ap.add_argument("runs", type=Path)
     ap.add_argument("--dest", type=Path, default=REPO / "fla" / "results" / "helmet-cpu60")
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--note", default="", help="recorded in provenance.json: conditions a reader should know")
     args = ap.parse_args(argv)
 
     import fla.experiments.training as T
@@ -31,9 +34,13 @@ def main(argv=None) -> int:
     T.write_comparisons(comparisons, args.runs)
     for line in T.comparison_lines(comparisons):
         print(line)
-    dest = ship(args.runs, args.dest)
+    dest = ship(args.runs, args.dest, note=args.note)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
-    print(f"{describe(dest)}\n{dest}: {size / 1e6:.2f} MB")
+    print(f"{describe(dest)}\n{dest}: {size / 1e6:.2f} MB\n")
+    shipped_rows = T.read_results(dest)
+    for table in (T.run_table(dest, shipped_rows), T.summary_table(shipped_rows),
+                  T.paired_table(T.read_comparisons(dest))):
+        print(table, end="\n\n")
     return 0
 
 

@@ -10,7 +10,7 @@ from ...files import markdown_table, read_csv, write_csv
 from ..stats import Detections, group_by, mean_sd, paired_bootstrap
 from .folders import COLUMNS, DETECTIONS, read_results, run_dir
 
-__all__ = ["summary_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
+__all__ = ["run_table", "summary_table", "paired_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
            "read_comparisons", "markdown", "read_epochs", "plot_paired", "plot_curves"]
 
 CONFIG = ("variant", "epochs", "imgsz", "device")  # the seeds of one configuration share these
@@ -55,6 +55,30 @@ def summary_table(rows: list[dict]) -> str:
     header = ["variant", "seeds", "epochs", "imgsz", "device", "val mAP50", "val mAP50-95", "val precision", "val recall",
               "test mAP50", "test mAP50-95", "params", "GFLOPs@640", "s/epoch", "time vs base"]
     return markdown_table(header, table)
+
+
+def run_table(out, rows: list[dict]) -> str:
+    """Markdown: one line per run (docs/training.md): best.pt on val and on test, the training pass per epoch, and
+    the whole run (training + validation every epoch: the ``time`` of ultralytics' log at the last epoch)."""
+    def whole(r):
+        epochs = read_epochs(out, r)
+        return f"{epochs[-1]['time']:.0f}" if epochs and "time" in epochs[-1] else "–"
+
+    table = [[r["variant"], r["seed"], *(f"{r[c]:.3f}" for c in ("map50", "test_map50", "test_map50_95",
+                                                                   "test_precision", "test_recall")),
+              f"{r['s_per_epoch']:.1f}", whole(r)] for r in rows]
+    return markdown_table(["variant", "seed", "val mAP50", "test mAP50", "test mAP50-95", "test P", "test R",
+                           "s/epoch (training pass)", "whole run, s"], table)
+
+
+def paired_table(comparisons: list[dict]) -> str:
+    """Markdown: one line per variant and metric of ``compare``'s result (docs/training.md): the mean paired
+    difference over seeds, its interval over test images, the bootstrap SE, each seed's difference and their sd."""
+    table = [[f"{c['variant']} − {_base_of((c['variant'],))[0]}", c["metric"], c["seeds"], f"{c['diff']:+.3f}",
+              f"[{c['low']:+.3f}, {c['high']:+.3f}]", f"{c['se']:.3f}", ", ".join(f"{x:+.3f}" for x in c["per_seed"]),
+              f"{c['seed_sd']:.3f}"] for c in comparisons]
+    return markdown_table(["variant − base", "metric", "seeds", "Δ (mean over seeds)", "95% interval over test images",
+                           "bootstrap SE", "per-seed Δ", "seed sd"], table)
 
 
 def compare(rows: list[dict], out, n_boot: int = 1000, seed: int = 0) -> list[dict]:

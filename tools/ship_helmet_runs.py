@@ -1,13 +1,14 @@
 """Ship the CPU helmet experiment into the repository (what notebook 06 analyses by default):
 
-    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000] [--note TEXT]
+    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000] [--note TEXT] [--docs docs]
 
 RUNS_DIR is the ``--out`` of the documented command (docs/training.md, "The CPU experiment"). This runs
 the paired bootstrap over the finished runs (``paired.csv``, what ``fla train --bootstrap 1000`` does at the
 end), then copies the files the analysis reads, with machine, date and commit, into ``--dest``
 (``fla.experiments.training.shipped.ship``). Fewer than nine runs are shipped as PARTIAL, and say so.
-Last, it prints the tables of docs/training.md ("The CPU experiment"), made from the shipped copy: paste them
-there (tests/test_train_shipped.py checks that the docs hold the shipped runs' tables).
+Last, from the shipped copy, it draws the two figures of docs/training.md ("The CPU experiment") into ``--docs``
+and prints its tables: paste them there (tests/test_train_shipped.py checks that the docs hold the shipped runs'
+tables).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dest", type=Path, default=REPO / "fla" / "results" / "helmet-cpu60")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--note", default="", help="recorded in provenance.json: conditions a reader should know")
+    ap.add_argument("--docs", type=Path, default=REPO / "docs", help="where the figures of docs/training.md go")
     args = ap.parse_args(argv)
 
     import fla.experiments.training as T
@@ -38,6 +40,9 @@ def main(argv=None) -> int:
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"{describe(dest)}\n{dest}: {size / 1e6:.2f} MB\n")
     shipped_rows = T.read_results(dest)
+    args.docs.mkdir(parents=True, exist_ok=True)
+    T.plot_curves(dest, shipped_rows, path=args.docs / "training-cpu60-curves.png")
+    T.plot_paired(T.read_comparisons(dest)).savefig(args.docs / "training-cpu60-paired.png", dpi=100)
     for table in (T.run_table(dest, shipped_rows), T.summary_table(shipped_rows),
                   T.paired_table(T.read_comparisons(dest))):
         print(table, end="\n\n")

@@ -102,9 +102,9 @@ def test_the_ship_tool_records_the_note_and_prints_the_docs_tables(tmp_path, cap
     out = fake_runs(tmp_path / "out")
     dest = tmp_path / "shipped"
     assert load_tool("ship_helmet_runs").main([str(out), "--dest", str(dest), "--n-boot", "20",
-                                               "--note", "seed 0 ran twice", "--docs", str(tmp_path / "docs")]) == 0
+                                               "--note", "seed 0 ran twice", "--commit", "abc1234", "--docs", str(tmp_path / "docs")]) == 0
     printed = capsys.readouterr().out
-    assert S.provenance(dest)["note"] == "seed 0 ran twice" and S.describe(dest) in printed
+    assert S.provenance(dest)["note"] == "seed 0 ran twice" and S.provenance(dest)["commit"] == "abc1234" and S.describe(dest) in printed
     rows = T.read_results(dest)
     for table in (T.run_table(dest, rows), T.summary_table(rows), T.paired_table(T.read_comparisons(dest))):
         assert table in printed

@@ -1,6 +1,6 @@
 """Ship the CPU helmet experiment into the repository (what notebook 06 analyses by default):
 
-    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000] [--note TEXT] [--docs docs]
+    python tools/ship_helmet_runs.py RUNS_DIR [--dest fla/results/helmet-cpu60] [--n-boot 1000] [--note TEXT] [--commit SHA] [--docs docs]
 
 RUNS_DIR is the ``--out`` of the documented command (docs/training.md, "The CPU experiment"). This runs
 the paired bootstrap over the finished runs (``paired.csv``, what ``fla train --bootstrap 1000`` does at the
@@ -25,6 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dest", type=Path, default=REPO / "fla" / "results" / "helmet-cpu60")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--note", default="", help="recorded in provenance.json: conditions a reader should know")
+    ap.add_argument("--commit", help="the code the runs ran, when it is not this checkout's HEAD")
     ap.add_argument("--docs", type=Path, default=REPO / "docs", help="where the figures of docs/training.md go")
     args = ap.parse_args(argv)
 
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     T.write_comparisons(comparisons, args.runs)
     for line in T.comparison_lines(comparisons):
         print(line)
-    dest = ship(args.runs, args.dest, note=args.note)
+    dest = ship(args.runs, args.dest, note=args.note, commit=args.commit)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"{describe(dest)}\n{dest}: {size / 1e6:.2f} MB\n")
     shipped_rows = T.read_results(dest)

@@ -6,8 +6,9 @@ minutes with how they were derived. ``hardware()`` reads the facts of this machi
 Where the per-epoch costs come from (docs/training.md, "Measured"):
 
 - **CPU, measured.** A whole run of YOLOv8n at 320 px on the 100 training images (training pass plus
-  validation on 100 images every epoch), alone on a 2-core VM: 972–1094 s for 60 epochs. The slowest,
-  1094 s / 60 = 18.2 s per epoch, is the figure used; it scales with the pixels, (imgsz / 320)², and with the
+  validation on 100 images every epoch), alone on a 2-core AMD EPYC VM: 972–1094 s for 60 epochs (the shipped
+  runs, on a 2-core Intel Xeon VM, took 343–436 s). The slowest, 1094 s / 60 = 18.2 s per epoch, is the figure
+  used, so that the budget holds on the slower machine; it scales with the pixels, (imgsz / 320)², and with the
   cores, 2 / cores (no credit past 8 cores: the data loader and NMS do not scale that far).
 - **GPU, an estimate, not measured here** (no GPU was at hand when this was written): a T4-class GPU with
   AMP, batch 16, 640 px, taken as 5 s per epoch including validation; most of it is the CPU side of a Colab

@@ -69,9 +69,11 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def ship(out, dest, *, planned: int = PLANNED_RUNS, command: str = COMMAND, note: str = "") -> Path:
+def ship(out, dest, *, planned: int = PLANNED_RUNS, command: str = COMMAND, note: str = "",
+         commit: str | None = None) -> Path:
     """Copy the analysable result files of the ``fla train`` folder ``out`` into ``dest`` (replaced) and write
-    ``provenance.json``; returns ``dest``. The date is that of the newest run log."""
+    ``provenance.json``; returns ``dest``. The date is that of the newest run log; ``commit`` is the code the runs
+    ran (default: this checkout's HEAD, right when shipping straight after training)."""
     out, dest = Path(out), Path(dest)
     rows = read_results(out)
     if not rows:
@@ -93,6 +95,6 @@ def ship(out, dest, *, planned: int = PLANNED_RUNS, command: str = COMMAND, note
         logs.append((src / "results.csv").stat().st_mtime)
     date = datetime.fromtimestamp(max(logs), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     write_atomic(dest / "provenance.json", json.dumps({
-        "machine": _machine(), "date": date, "commit": _commit(), "command": command, "runs": len(rows),
+        "machine": _machine(), "date": date, "commit": commit or _commit(), "command": command, "runs": len(rows),
         "planned": planned, "complete": len(rows) >= planned, "note": note}, indent=1))
     return dest

@@ -113,6 +113,15 @@ def test_the_ship_tool_records_the_note_and_prints_the_docs_tables(tmp_path, cap
         assert (tmp_path / "docs" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_first_epoch_above_reads_each_runs_log(tmp_path):
+    out = fake_runs(tmp_path / "out")  # every log's mAP50 is 0.1 × epoch
+    rows = T.read_results(out)
+    assert T.first_epoch_above(out, rows, 0.15) == [2] * len(rows)
+    assert T.first_epoch_above(out, rows, 0.5) == [None] * len(rows)  # never reached in 3 epochs
+    (T.run_dir(out, "base", 0, EPOCHS, IMGSZ) / "results.csv").unlink()
+    assert T.first_epoch_above(out, rows, 0.0)[:2] == [None, 1]  # no log: no epoch
+
+
 def test_ship_refuses_a_folder_without_runs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished run"):
         S.ship(tmp_path, tmp_path / "dest")

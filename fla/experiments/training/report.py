@@ -11,7 +11,7 @@ from ..stats import Detections, group_by, mean_sd, paired_bootstrap
 from .folders import COLUMNS, DETECTIONS, read_results, run_dir
 
 __all__ = ["run_table", "summary_table", "paired_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
-           "read_comparisons", "markdown", "read_epochs", "plot_paired", "plot_curves"]
+           "read_comparisons", "markdown", "read_epochs", "first_epoch_above", "plot_paired", "plot_curves"]
 
 CONFIG = ("variant", "epochs", "imgsz", "device")  # the seeds of one configuration share these
 #: fewest epochs whose time is compared with base: s/epoch leaves out the first (warm-up) epoch, and a ratio
@@ -175,6 +175,12 @@ def read_epochs(out, row: dict) -> list[dict]:
         return []
     with open(log, newline="") as f:
         return [{k.strip(): float(v) for k, v in e.items()} for e in csv.DictReader(f)]
+
+
+def first_epoch_above(out, rows: list[dict], threshold: float, metric: str = "metrics/mAP50(B)") -> list[int | None]:
+    """Per run, the first epoch whose validation ``metric`` exceeds ``threshold`` (None: never, or no log). Notebook
+    06 reads when the shipped runs started to detect anything, to say what a shorter run of yours can show."""
+    return [next((int(e["epoch"]) for e in read_epochs(out, r) if e.get(metric, 0.0) > threshold), None) for r in rows]
 
 
 def plot_paired(comparisons: list[dict], metric: str = "map50"):

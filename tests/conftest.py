@@ -67,6 +67,14 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = (path, line, f"{reason} — {HOW_TO}")
 
 
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """``monkeypatch`` for module-scoped fixtures."""
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def helmet_copy(tmp_path_factory):
     """data.yaml of a small writable helmet copy, 8 images per split (helpers.small_helmet)."""

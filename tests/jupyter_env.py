@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 KERNEL = "python3"
+#: what a kernel manager in the test process reads to find the kernelspec (the kernel itself gets the whole env)
+MANAGER_KEYS = ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS")
 
 #: IPython startup file for the test kernels: the offline rule of conftest.py, inside the kernel.
 LOOPBACK_ONLY = """\
@@ -74,3 +76,10 @@ def isolated_jupyter_env(root: Path, quick: bool = True) -> dict:
         PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")])),
     )
     return env
+
+
+def use_in_this_process(env: dict, monkeypatch, extra: tuple[str, ...] = ()) -> None:
+    """Point the kernel manager of this process at ``env``'s kernelspec (``MANAGER_KEYS``, and ``extra``), undone
+    with ``monkeypatch``."""
+    for key in (*MANAGER_KEYS, *extra):
+        monkeypatch.setenv(key, env[key])

@@ -72,12 +72,11 @@ def test_a_shipped_cell_reruns_bit_identically_on_a_machine_like_its_own(shipped
 def test_notebook_04_reads_the_shipped_run_by_default(tmp_path, monkeypatch):
     """Quick mode, RETRAIN = False: the notebook prints the shipped run's table; one number checked against the CSV."""
     import nbformat
-    from jupyter_env import KERNEL, isolated_jupyter_env
+    from jupyter_env import KERNEL, isolated_jupyter_env, use_in_this_process
     from nbclient import NotebookClient
 
     env = isolated_jupyter_env(tmp_path / "jupyter")
-    for key in ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS"):
-        monkeypatch.setenv(key, env[key])
+    use_in_this_process(env, monkeypatch)
     path = REPO / "notebooks" / "04-ablation.ipynb"
     nb = nbformat.read(path, as_version=4)
     assert sum("RETRAIN = False" in c.source for c in nb.cells if c.cell_type == "code") == 1, "one visible switch"

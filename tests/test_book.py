@@ -9,10 +9,8 @@ Debian's, driven by Playwright.
 """
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from conftest import REPO, load_tool
+from conftest import load_tool
 from helpers import serve
 from test_browser import CHROMIUM_FLAGS, _chromium
 
@@ -22,23 +20,14 @@ NOTEBOOKS = ["02", "03"]
 @pytest.fixture(scope="module")
 def book(tmp_path_factory, monkeypatch_module):
     pytest.importorskip("myst_nb", reason="the book needs the book extra: pip install -e '.[book]'")
-    from jupyter_env import isolated_jupyter_env
+    from jupyter_env import isolated_jupyter_env, use_in_this_process
 
     root = tmp_path_factory.mktemp("book")
     env = isolated_jupyter_env(root / "jupyter")
-    for key in ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS",
-                "IPYTHONDIR"):
-        monkeypatch_module.setenv(key, env[key])  # the kernel: this interpreter, offline like the tests
+    use_in_this_process(env, monkeypatch_module, extra=("IPYTHONDIR",))  # the kernel: this interpreter, offline
     out = root / "out"
     assert load_tool("book").main(["--only", *NOTEBOOKS, "--quick", "--out", str(out)]) == 0
     return out / "html"
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 def test_an_executed_copy_is_redone_when_the_code_or_the_shipped_runs_change(tmp_path):

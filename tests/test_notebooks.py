@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import SHARED, load_tool
-from jupyter_env import KERNEL, isolated_jupyter_env
+from jupyter_env import KERNEL, isolated_jupyter_env, use_in_this_process
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -85,16 +85,8 @@ def kernel_env(tmp_path_factory, monkeypatch_module):
         copy = tmp_path_factory.mktemp("helmet") / "helmet"
         shutil.copytree(helmet, copy, ignore=shutil.ignore_patterns("*.cache"))
         env["FLA_DATA"] = str(copy)
-    for key in ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS"):
-        monkeypatch_module.setenv(key, env[key])  # the kernel manager in this process reads these
+    use_in_this_process(env, monkeypatch_module)
     return env
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 def test_kernel_is_this_interpreter(kernel_env):

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import load_tool
-from jupyter_env import KERNEL, isolated_jupyter_env
+from jupyter_env import KERNEL, isolated_jupyter_env, use_in_this_process
 
 import fla
 import fla.course
@@ -91,8 +91,7 @@ def bare_kernel(tmp_path, monkeypatch):
     (Path(env["IPYTHONDIR"]) / "profile_default" / "startup" / "01-hide-fla.py").write_text(HIDE_FLA)
     env.update(PYTHONPATH=str(target), PIP_TARGET=str(target), PIP_NO_DEPS="1", PIP_NO_INDEX="1",
                PIP_NO_BUILD_ISOLATION="0")  # "0" turns isolation off: the build uses this env's setuptools
-    for key in ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS"):
-        monkeypatch.setenv(key, env[key])
+    use_in_this_process(env, monkeypatch)
     cwd = tmp_path / "content"
     cwd.mkdir()
 

@@ -6,7 +6,6 @@ laid out as ``fla train`` writes them: no training, so these tests take seconds,
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -153,12 +152,12 @@ def test_the_docs_tables_are_generated_from_the_shipped_runs():
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_notebook_06_analyses_the_shipped_runs_and_prints_their_numbers(helmet_copy, tmp_path):
+def test_notebook_06_analyses_the_shipped_runs_and_prints_their_numbers(helmet_copy, tmp_path, monkeypatch):
     """06 with EXPERIMENT = "none" reads the shipped folder only: its printed numbers are those of the CSV files."""
     import nbformat
     from nbclient import NotebookClient
 
-    from jupyter_env import KERNEL, isolated_jupyter_env
+    from jupyter_env import KERNEL, isolated_jupyter_env, use_in_this_process
 
     dest = S.ship(fake_runs(tmp_path / "out"), tmp_path / "shipped")
     path = REPO / "notebooks" / "06-helmet-training.ipynb"
@@ -167,14 +166,8 @@ def test_notebook_06_analyses_the_shipped_runs_and_prints_their_numbers(helmet_c
     switch.source = switch.source.replace('EXPERIMENT = "mini"', 'EXPERIMENT = "none"', 1)
     env = isolated_jupyter_env(tmp_path / "jupyter")
     env.update(FLA_SHIPPED=str(dest), FLA_DATA=str(helmet_copy))
-    keys = ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PLATFORM_DIRS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: env[k] for k in keys})  # the kernel manager in this process reads these
-    try:
-        NotebookClient(nb, timeout=300, kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.update({k: v})
+    use_in_this_process(env, monkeypatch)
+    NotebookClient(nb, timeout=300, kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
     printed = "\n".join(o.get("text", "") or o.get("data", {}).get("text/markdown", "")
                         for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "shipped runs (PARTIAL: 4 of 9 runs)" in printed

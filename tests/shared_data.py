@@ -39,6 +39,22 @@ def present(shared: Path = SHARED) -> bool:
     return (shared / "data" / "helmet" / "data.yaml").is_file() and (shared / "data" / "helmet-source").is_dir()
 
 
+def private_helmet(dest: Path, shared: Path = SHARED) -> Path | None:
+    """The prepared subset copied to ``dest`` (once), writable and without label caches: ultralytics writes
+    ``labels/*.cache`` beside the labels, and the shared copy must stay untouched. Its data.yaml, or None when
+    there is no shared subset."""
+    helmet = shared / "data" / "helmet"
+    if not (helmet / "data.yaml").is_file():
+        return None
+    if not (dest / "data.yaml").is_file():
+        import shutil
+
+        shutil.copytree(helmet, dest, ignore=shutil.ignore_patterns("*.cache"), dirs_exist_ok=True)
+        for path in [dest, *dest.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    return dest / "data.yaml"
+
+
 def reachable(url: str, timeout: float) -> str | None:
     """None when a TCP connection to the URL's host opens within ``timeout`` s (DNS included), else why not."""
     parts = urllib.parse.urlsplit(url)

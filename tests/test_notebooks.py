@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import SHARED, load_tool
+from shared_data import private_helmet
 from jupyter_env import KERNEL, isolated_jupyter_env, use_in_this_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,13 +78,9 @@ def test_stored_without_outputs_and_first_cell_installs_this_project(path):
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory, monkeypatch_module):
     env = isolated_jupyter_env(tmp_path_factory.mktemp("jupyter"))
-    helmet = SHARED / "data" / "helmet"
-    if "FLA_DATA" not in env and (helmet / "data.yaml").is_file():
-        # the kernels run offline: notebooks that train need a local copy, a private one since
-        # ultralytics writes label caches beside the labels
-        copy = tmp_path_factory.mktemp("helmet") / "helmet"
-        shutil.copytree(helmet, copy, ignore=shutil.ignore_patterns("*.cache"))
-        env["FLA_DATA"] = str(copy)
+    if "FLA_DATA" not in env:  # the kernels run offline: notebooks that train need a local copy
+        if (data := private_helmet(tmp_path_factory.mktemp("helmet") / "helmet")) is not None:
+            env["FLA_DATA"] = str(data)
     use_in_this_process(env, monkeypatch_module)
     return env
 

@@ -76,17 +76,10 @@ def main(argv=None) -> int:
 
     if not os.environ.get("FLA_DATA"):  # the helmet photos `make data` put in place (the kernels run offline)
         sys.path.insert(0, str(REPO / "tests"))
-        from shared_data import SHARED
+        from shared_data import private_helmet
 
-        helmet = SHARED / "data" / "helmet"
-        if (helmet / "data.yaml").is_file():
-            # a private copy: ultralytics writes label caches beside the labels
-            copy = out / "helmet"
-            if not (copy / "data.yaml").is_file():
-                shutil.copytree(helmet, copy, ignore=shutil.ignore_patterns("*.cache"), dirs_exist_ok=True)
-                for p in [copy, *copy.rglob("*")]:
-                    p.chmod(p.stat().st_mode | 0o200)
-            os.environ["FLA_DATA"] = str(copy / "data.yaml")
+        if (data := private_helmet(out / "helmet")) is not None:
+            os.environ["FLA_DATA"] = str(data)
     src = out / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)

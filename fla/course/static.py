@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 
-__all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "frames", "readout", "slider_html", "StaticFallback", "with_fallback"]
+__all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "figure_bytes", "frames", "readout", "slider_html", "StaticFallback", "with_fallback"]
 
 BOOK = "FLA_BOOK"  # the environment variable `make book` sets
 FRAMES = 7  # pictures per slider: enough to see the trend when dragging, few enough to keep a page light
@@ -50,12 +50,13 @@ def grid(control, n: int = FRAMES) -> list:
     return sorted(kind(round(v, 10)) for v in values)
 
 
-def _jpeg(fig, dpi: int = DPI) -> bytes:
+def figure_bytes(fig, format: str, dpi: int, **savefig) -> bytes:
+    """``fig`` as an image file in memory, the figure closed: drawn once, into a widget or a page, and not again
+    by the notebook's inline backend."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    # JPEG, not PNG: the views overlay a photograph, which PNG stores at ~200 kB a frame and JPEG at ~35 kB
-    fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": QUALITY})
+    fig.savefig(buf, format=format, dpi=dpi, **savefig)
     plt.close(fig)
     return buf.getvalue()
 
@@ -66,7 +67,8 @@ def frames(render, values: dict, name: str, grid_values: list) -> list[tuple[obj
     out = []
     for v in grid_values:
         fig, text = render(**{**values, name: v})
-        out.append((v, _jpeg(fig), text))
+        # JPEG, not PNG: the views overlay a photograph, which PNG stores at ~200 kB a frame and JPEG at ~35 kB
+        out.append((v, figure_bytes(fig, "jpeg", DPI, pil_kwargs={"quality": QUALITY}), text))
     return out
 
 

@@ -8,21 +8,12 @@ widget: capturing into an Output widget while nbclient executes the notebook can
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 
 from . import complexity, static, views
 
 __all__ = ["order_widget", "focusing_widget", "strength_widget"]
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)  # drawn once, into the widget; not again by the inline backend
-    return buf.getvalue()
 
 
 def _wire(controls: dict, render) -> widgets.VBox:
@@ -33,7 +24,7 @@ def _wire(controls: dict, render) -> widgets.VBox:
 
     def update(_=None):
         fig, line = render(**{name: c.value for name, c in controls.items()})
-        picture.value = _png(fig)
+        picture.value = static.figure_bytes(fig, "png", dpi=80)
         text.value = f"<pre class='fla-view-text'>{html.escape(line)}</pre>"
 
     for c in controls.values():

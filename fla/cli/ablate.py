@@ -35,8 +35,7 @@ def run(args) -> int:
         if bad:
             return _error(f"{name} {' '.join(bad)}: choose from {', '.join(allowed)}")
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else list(SEEDS))
-    out = _out(args)
-    writable(out, "--out", folder=True)
+    out = writable(_out(args), "--out", folder=True)
     try:
         data = find_data(args.data) if "helmet" in args.tasks else None
         if data is not None:
@@ -61,7 +60,7 @@ def run(args) -> int:
 
 
 def _out(args) -> Path:
-    return Path(args.out or ("runs/ablation-quick" if args.quick else "runs/ablation"))
+    return Path(args.out or ("runs/ablation-quick" if args.quick else "runs/ablation")).expanduser()  # as writable()
 
 
 def interrupted(args) -> str:

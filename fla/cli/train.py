@@ -10,6 +10,7 @@ from ..experiments.training import FULL, QUICK
 from ..yolo import DEFAULT_VARIANTS, VARIANTS
 from . import BadInput, at_least, first_line, seeds, writable
 
+
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"short CPU run for tests/CI: {QUICK['epochs']} epoch at imgsz {QUICK['imgsz']} unless given")
@@ -122,6 +123,7 @@ def run(args) -> int:
 def interrupted(args) -> str:
     from ..experiments.training import read_results
 
-    done = read_results(args.out)
-    return (f"{len(done)} finished run{'s' * (len(done) != 1)} kept in {Path(args.out) / 'results.csv'}; "
+    out = Path(args.out).expanduser()  # as writable() reads it
+    done = read_results(out)
+    return (f"{len(done)} finished run{'s' * (len(done) != 1)} kept in {out / 'results.csv'}; "
             "the same command again resumes (finished runs are skipped, the one cut off starts again)")

@@ -145,8 +145,10 @@ class LinearAttention(_Attention):
     Parts, each one argument:
     - ``kernel``: phi = ReLU(x) + 1e-6 ("relu") or elu(x) + 1 ("elu").
     - ``focusing_factor`` p (keyword): phi_p(x) = f_p(phi(x) / softplus(s)), the focused kernel
-      (``fla.functional.focus`` over each token's full C-channel vector, before the head split,
-      as in the authors' code), with a learnable per-channel scale s (``self.scale``). ReLU kernel only.
+      (``fla.functional.focus``), with a learnable per-channel scale s (``self.scale``). ReLU kernel only.
+    - ``focus_over`` (keyword): which vector f_p normalises. "channels" (default, the authors' code):
+      each token's full C-channel vector, before the head split, so one head's large channels shrink
+      the other heads' features; "heads": each head's d channels on their own. Same parameters.
     - ``kernel_size`` k > 0 (odd): adds DWC(V), one depthwise k×k conv over the head_dim channels of
       V shared by all heads (``self.dwc``): it makes the equivalent attention matrix full rank
       (notebook 03). No bias: a constant per channel would be absorbed by the output projection's.
@@ -170,8 +172,11 @@ class LinearAttention(_Attention):
         pos_encoding: bool = False,
         pos_size: int | tuple[int, int] = 14,
         sr_ratio: int = 1,
+        focus_over: str = "channels",
     ):
         super().__init__(dim, num_heads, qkv_bias, sr_ratio)
+        if focus_over not in ("channels", "heads"):
+            raise ValueError(f"focus_over must be 'channels' or 'heads', got focus_over={focus_over!r}")
         if kernel not in ("relu", "elu"):
             raise ValueError(f"kernel must be 'relu' or 'elu', got kernel={kernel!r}")
         if order not in ("auto", "kv", "qk"):
@@ -183,7 +188,7 @@ class LinearAttention(_Attention):
                 raise ValueError(f"focusing_factor p must be > 0, got p={focusing_factor}")
             if kernel != "relu":
                 raise ValueError(f"focusing applies to the ReLU kernel (paper §4.1), got kernel={kernel!r}")
-        self.kernel, self.order = kernel, order
+        self.kernel, self.order, self.focus_over = kernel, order, focus_over
         self.focusing_factor = None if focusing_factor is None else float(focusing_factor)
         self.scale = nn.Parameter(torch.zeros(dim)) if focusing_factor is not None else None
         d = self.head_dim
@@ -211,9 +216,13 @@ class LinearAttention(_Attention):
             phi = Fn.relu_kernel if self.kernel == "relu" else Fn.elu_kernel
             return phi(q), phi(k)
         scale = F.softplus(self.scale.to(q.dtype))[:, None]  # (C, 1): per channel of channel-first tokens
+        if self.focus_over == "heads":  # f_p over each head's d channels: (B, heads, d, N), scale (heads, d, 1)
+            q, k, scale = q.unflatten(1, (self.num_heads, -1)), k.unflatten(1, (self.num_heads, -1)), scale.unflatten(0, (self.num_heads, -1))
         if fast:
-            return [kernels.focused_kernel(t, scale, self.focusing_factor, dim=-2) for t in (q, k)]
-        return [Fn.focus(Fn.relu_kernel(t).transpose(1, 2) / scale[:, 0], self.focusing_factor).transpose(1, 2) for t in (q, k)]
+            out = [kernels.focused_kernel(t, scale, self.focusing_factor, dim=-2) for t in (q, k)]
+        else:
+            out = [Fn.focus((Fn.relu_kernel(t) / scale).transpose(-2, -1), self.focusing_factor).transpose(-2, -1) for t in (q, k)]
+        return [t.flatten(1, 2) for t in out] if self.focus_over == "heads" else out
 
     def mix(self, q, k, v):
         fast = not _exporting()
@@ -258,6 +267,8 @@ class LinearAttention(_Attention):
         parts = [f"dim={self.dim}", f"num_heads={self.num_heads}", f"kernel={self.kernel}"]
         if self.focusing_factor is not None:
             parts.append(f"p={self.focusing_factor}")
+            if self.focus_over != "channels":
+                parts.append(f"focus_over={self.focus_over}")
         if self.dwc is not None:
             parts.append(f"kernel_size={self.dwc.kernel_size[0]}")
         if self.pos is not None:
@@ -289,8 +300,9 @@ class FocusedLinearAttention(LinearAttention):
         sr_ratio: int = 1,
         order: str = "auto",
         qkv_bias: bool = True,
+        focus_over: str = "channels",
     ):
         if focusing_factor is None:
             raise ValueError("FocusedLinearAttention needs a focusing_factor p > 0 (LinearAttention has none)")
         super().__init__(dim, num_heads, "relu", order, qkv_bias, kernel_size, focusing_factor=focusing_factor,
-                         pos_encoding=pos_encoding, pos_size=pos_size, sr_ratio=sr_ratio)
+                         pos_encoding=pos_encoding, pos_size=pos_size, sr_ratio=sr_ratio, focus_over=focus_over)

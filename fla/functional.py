@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "answer_mass",
     "focus",
     "relu_kernel",
     "elu_kernel",
@@ -128,6 +129,14 @@ def row_entropy(attn: torch.Tensor) -> torch.Tensor:
     """
     p = attn.clamp_min(0)
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=-1)
+
+
+def answer_mass(attn: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """The weight each query row puts on its answer key: ``attn`` (..., Q, M) rows, ``answer`` (Q,) key indices -> (..., Q).
+
+    1 is a perfect lookup; a uniform row gives 1/M.
+    """
+    return attn[..., torch.arange(answer.shape[-1], device=attn.device), answer]
 
 
 def numerical_rank(matrix: torch.Tensor, rtol: float | None = None) -> torch.Tensor:

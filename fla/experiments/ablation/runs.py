@@ -108,6 +108,7 @@ class Preset:
         for k in ("mixers", "reference", "long_mixers", "tune_mixers"):
             d[k] = tuple(Mixer(**m) for m in d.get(k, ()))
         d["training"] = Training(**d["training"])
+        d["task_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["task_args"].items()}
         for k in ("lrs", "seeds", "tune_seeds", "reference_seeds", "long_seeds"):
             if k in d:
                 d[k] = tuple(d[k])

@@ -11,8 +11,8 @@ capacity binds; retrieval among keys of one distribution, where a query's leaked
 """
 from ..sweep import SettingsClash
 from .mixers import BASE, K_DEFAULT, P_DEFAULT, VARIANTS, Mixer, MixerNet, NoMixing, Training, mixer_args, token_mixer, train_run
-from .report import (CONTRASTS, PAPER_DEIT_T, contrast_table, contrasts, dilution_table, markdown, median, mixer_of, plot,
-                     reported, summary, summary_table, tuning_table)
+from .report import (CONTRASTS, PAPER_DEIT_T, contrast_table, contrasts, dilution_table, docs_tables, markdown, median,
+                     mixer_of, plot, reported, summary, summary_table, tuning_table, write_docs_tables)
 from .runs import (COLUMNS, EVAL_NS, KEY, PRESETS, SHIPPED, TASKS, Preset, choose_lr, find_data, lr_step, make_task, plan,
                    read_rows, run_ablation, shipped, sweep, train_one, tuned_lrs)
 
@@ -20,4 +20,5 @@ __all__ = ["VARIANTS", "P_DEFAULT", "K_DEFAULT", "BASE", "Mixer", "Training", "N
            "MixerNet", "train_run", "TASKS", "Preset", "PRESETS", "COLUMNS", "KEY", "EVAL_NS", "make_task", "train_one",
            "find_data", "run_ablation", "sweep", "read_rows", "choose_lr", "lr_step", "tuned_lrs", "plan", "SHIPPED",
            "shipped", "SettingsClash", "PAPER_DEIT_T", "CONTRASTS", "mixer_of", "median", "reported", "summary",
-           "summary_table", "contrasts", "contrast_table", "dilution_table", "tuning_table", "markdown", "plot"]
+           "summary_table", "contrasts", "contrast_table", "dilution_table", "tuning_table", "markdown", "docs_tables",
+           "write_docs_tables", "plot"]

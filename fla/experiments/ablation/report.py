@@ -11,7 +11,8 @@ from ..stats import group_by, holm, paired_resampled
 from .mixers import BASE, Mixer
 
 __all__ = ["PAPER_DEIT_T", "CONTRASTS", "mixer_of", "median", "reported", "summary", "summary_table", "contrasts",
-           "contrast_table", "dilution_table", "tuning_table", "markdown", "plot"]
+           "contrast_table", "dilution_table", "tuning_table", "markdown", "docs_tables", "write_docs_tables", "BEGIN", "END",
+           "plot"]
 
 #: the paper's ablation (DeiT-T on ImageNet-1k, top-1 %, one run each), read in order: each row adds one
 #: part to the row above it. Focusing was added without DWC; DWC then on top of focusing.
@@ -194,6 +195,34 @@ def markdown(rows: list[dict], presets: dict) -> str:
         parts += ["At twice the steps (same learning rates):", "", summary_table(rows, presets, "long"), ""]
     parts += ["Learning rates: median over the tuning seeds (the chosen one in bold):", "", tuning_table(rows, presets), ""]
     return "\n".join(parts)
+
+
+BEGIN, END = "<!-- tables from fla/results/ablation: begin -->", "<!-- tables from fla/results/ablation: end -->"
+
+
+def docs_tables(rows: list[dict], presets: dict) -> str:
+    """The tables of docs/ablation.md, made from the rows alone: summary, dilution, contrasts, 2× steps, tuning."""
+    parts = ["### Each mixer over its seeds", "", summary_table(rows, presets), ""]
+    if any(r["task"] == "retrieval" for r in rows):
+        parts += ["### Retrieval: every trained model scored at several N", "",
+                  "Each cell: accuracy · answer mass · row entropy (nats), means over the seeds.", "",
+                  dilution_table(rows, presets), ""]
+    parts += ["### Contrasts, paired by seed", "", contrast_table(rows, presets), ""]
+    if _long(rows, presets):
+        parts += ["### At twice the steps", "", summary_table(rows, presets, "long"), ""]
+    parts += ["### Learning rates: median over the tuning seeds (chosen in bold)", "", tuning_table(rows, presets)]
+    return "\n".join(parts)
+
+
+def write_docs_tables(path, rows: list[dict], presets: dict) -> None:
+    """Replace the text between ``BEGIN`` and ``END`` in ``path`` (docs/ablation.md) with :func:`docs_tables`."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n\n{docs_tables(rows, presets)}\n\n{END}{tail}")
 
 
 def _legend(ax):

@@ -9,7 +9,7 @@ import torch
 import fla
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, focus
 from fla import functional as Fn
-from reference import attention_matrix, dense_reference
+from fla.reference import attention_matrix, dense_reference
 
 SIZES = [(1, 1), (7, 5), (16, 25), (20, 32), (40, 40)]
 
@@ -62,6 +62,56 @@ def test_dense_reference_can_fail():
         expected = dense_reference(m, x)
         m.scale.copy_(torch.linspace(-2, 2, 16))  # per channel: a uniform scale would cancel in f_p
         assert not torch.allclose(m(x), expected, atol=1e-4)
+
+
+def _authors_forward(m, x):
+    """The authors' FocusedLinearAttention forward (FLatten Transformer, PVT version, sr_ratio = 1) transcribed
+    line by line onto our module's weights: their positional encoding is our pos on its own grid, their
+    normaliser z = 1 / (q · Σk + 1e-6), x**p unfloored."""
+    b, c, h, w = x.shape
+    t = x.flatten(2).transpose(1, 2)
+    q, k, v = (layer(t) for layer in (m.to_q, m.to_k, m.to_v))
+    k = k + m.pos.flatten(2).transpose(1, 2)
+    scale = torch.nn.functional.softplus(m.scale)
+    q, k = (torch.relu(q) + 1e-6) / scale, (torch.relu(k) + 1e-6) / scale
+    q_norm, k_norm = q.norm(dim=-1, keepdim=True), k.norm(dim=-1, keepdim=True)
+    q, k = q**m.focusing_factor, k**m.focusing_factor
+    q, k = q / q.norm(dim=-1, keepdim=True) * q_norm, k / k.norm(dim=-1, keepdim=True) * k_norm
+    q, k, v = (u.unflatten(-1, (m.num_heads, -1)).transpose(1, 2).flatten(0, 1) for u in (q, k, v))  # (b h) n c
+    z = 1 / (torch.einsum("b i c, b c -> b i", q, k.sum(dim=1)) + 1e-6)
+    kv = torch.einsum("b j c, b j d -> b c d", k, v)
+    out = torch.einsum("b i c, b c d, b i -> b i d", q, kv, z)
+    out = out + m.dwc(v.transpose(1, 2).reshape(-1, m.head_dim, h, w)).flatten(2).transpose(1, 2)
+    out = out.unflatten(0, (b, m.num_heads)).transpose(1, 2).flatten(2)  # b n (h c)
+    return m.proj(out).transpose(1, 2).reshape(b, c, h, w)
+
+
+def test_guard_authors_reproduces_the_authors_normaliser():
+    """With guard="authors" the module computes the authors' forward to rounding in float64; with fla's floor on
+    x**p (the default) it differs visibly at 8 heads of 8 channels, p = 3."""
+    torch.manual_seed(0)
+    ours = FocusedLinearAttention(64, num_heads=8, pos_size=6).double()
+    theirs = FocusedLinearAttention(64, num_heads=8, pos_size=6, guard="authors").double()
+    with torch.no_grad():
+        ours.scale.normal_()
+        theirs.load_state_dict(ours.state_dict())
+        x = torch.randn(2, 64, 6, 6, dtype=torch.float64)
+        expected = _authors_forward(ours, x)
+        torch.testing.assert_close(theirs(x), expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(dense_reference(theirs, x), expected, rtol=1e-12, atol=1e-12)
+        assert (ours(x) - expected).norm() / expected.norm() > 1e-3
+
+
+@pytest.mark.parametrize("sr_ratio", [1, 2])
+def test_guard_authors_equals_dense_reference(sr_ratio):
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, sr_ratio=sr_ratio, guard="authors")
+    x = torch.randn(2, 32, 8, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dense_reference(m, x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m.attention_matrix(x).double(), attention_matrix(m, x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="guard"):
+        FocusedLinearAttention(32, guard="eps")
 
 
 def test_softmax_sdpa_equals_explicit_softmax_matrix():

@@ -387,17 +387,32 @@ def test_linear_attention_is_low_rank_and_dwc_restores_rank():
 def test_flop_counters_agree_with_the_formula():
     import thop
 
-    from fla.flops import count_flops, linear_attention_macs
+    from fla.flops import count_flops, formula_macs
 
     m = FocusedLinearAttention(32, num_heads=4, order="kv")
     x = torch.randn(1, 32, 10, 12)
     n, c = 120, 32
     projections = n * c * c * 4  # q, k, v, out
-    core = linear_attention_macs(m, x)
-    assert core == 4 * ((n + n) * 8 * 8 + n * 8) + 4 * 8 * n * 25
+    core = 4 * ((n + n) * 8 * 8 + n * 8) + 4 * 8 * n * 25  # per head K^T V, Q(K^T V), Q·ΣK; DWC 5×5 per value
+    assert formula_macs(m, x) == core + projections
     assert count_flops(m, x) == 2 * (core + projections)
     macs, _ = thop.profile(m, inputs=(x,), verbose=False)
     assert macs == core + projections
+
+
+@pytest.mark.parametrize("make", [lambda: FocusedLinearAttention(32, num_heads=4, sr_ratio=2),
+                                  lambda: FocusedLinearAttention(32, num_heads=4, sr_ratio=3, kernel_size=3),
+                                  lambda: LinearAttention(32, num_heads=4, kernel_size=5, sr_ratio=2),
+                                  lambda: SoftmaxAttention(32, num_heads=4)], ids=["fla-sr2", "fla-sr3-k3", "linear-sr2", "softmax"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_formula_equals_flop_counter_mode(make, batch):
+    """One formula for every module, reduced key grid included: the DWC runs on V's grid (M tokens), the spatial
+    reduction's conv costs M·C²·r²; counted by torch's FlopCounterMode on the module's own forward."""
+    from fla.flops import count_flops, formula_macs
+
+    m = make()
+    x = torch.randn(batch, 32, 12, 18)  # N = 216 > head_dim: the linear order
+    assert count_flops(m, x) == 2 * formula_macs(m, x)
 
 
 def test_softmax_flops_are_quadratic():

@@ -1,4 +1,4 @@
-"""The attention modules against explicit dense references, and every seed defect as a regression test."""
+"""The attention modules against explicit dense references (fla.reference), and every defect of the blog post's code as a regression test."""
 from __future__ import annotations
 
 import math
@@ -185,11 +185,11 @@ def test_flip_test_can_fail_with_an_asymmetric_kernel():
         assert not torch.allclose(m(x.flip(-1)), m(x).flip(-1), atol=1e-4)
 
 
-# --- seed defect 1: any H×W --------------------------------------------------------------
+# --- the blog post's defect 1: any H×W ----------------------------------------------------------
 
 
 def test_non_square_maps_keep_token_positions():
-    """The seed reshaped with sqrt(N): 20×32 crashed and 16×25 silently scrambled tokens.
+    """The blog post's code reshaped with sqrt(N): 20×32 crashed and 16×25 silently scrambled tokens.
 
     With V = x and DWC = identity, one hot token at (3, 17) must come out strongest at
     (3, 17): the DWC term returns it in place, the attention term spreads it thinly.
@@ -209,7 +209,7 @@ def test_non_square_maps_keep_token_positions():
     assert divmod(y.argmax().item(), 25) == (3, 17)
 
 
-# --- seed defect 2: positional encoding ------------------------------------------------------
+# --- the blog post's defect 2: positional encoding ----------------------------------------------
 
 
 def test_positional_encoding_is_a_learned_parameter():
@@ -237,7 +237,7 @@ def test_pos_encoding_off():
     assert m.pos is None and "pos" not in dict(m.named_parameters())
 
 
-# --- seed defect 3: dtypes -------------------------------------------------------------------
+# --- the blog post's defect 3: dtypes -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -269,7 +269,7 @@ def test_autocast_finite_and_close_to_fp32(dtype):
     assert (y - ref).abs().max() / ref.abs().max() < 0.05
 
 
-# --- seed defect 4: sr_ratio > 1 ------------------------------------------------------------
+# --- the blog post's defect 4: sr_ratio > 1 -----------------------------------------------------
 
 
 def test_sr_ratio_reduces_keys_in_2d():
@@ -288,7 +288,7 @@ def test_sr_ratio_bf16():
     assert y.shape == (1, 16, 9, 13) and torch.isfinite(y).all()
 
 
-# --- seed defect 5: bad arguments ------------------------------------------------------------
+# --- the blog post's defect 5: bad arguments ----------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["write_atomic", "write_csv", "read_csv", "markdown_table"]
+__all__ = ["write_atomic", "write_csv", "read_csv", "markdown_table", "cell"]
 
 
 def write_atomic(path, data: bytes | str) -> None:
@@ -49,6 +49,13 @@ def read_csv(path, types: dict[str, type]) -> list[dict]:
         return kind(text)
 
     return [{c: parse(c, kind, r.get(c)) for c, kind in types.items()} for r in raw]
+
+
+def cell(x, digits: int = 3) -> str:
+    """One table cell: a float to ``digits`` decimals, "–" for a missing value (None, NaN), anything else as str."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
 def markdown_table(header: list[str], rows: list[list], numeric: bool = False) -> str:

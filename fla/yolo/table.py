@@ -49,14 +49,14 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
     assumed), ``tokens`` N, ``dim`` C, ``heads``, ``flops`` (FlopCounterMode: 2 per multiply-add, its
     projections and token mixing) — and the FLOPs of the whole forward counted the same way.
     For focused linear attention also ``projection_flops``, the four C×C projections by formula,
-    and ``softmax_flops``, what softmax attention with the same projections would cost there (notebook 05).
+    and ``softmax_flops``, what softmax attention with the same projections and key grid would cost there (notebook 05).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from ..attention import FocusedLinearAttention
     from ..flops import _count_cpu_sdpa
-    from ..functional import attention_macs, projection_macs
+    from ..functional import module_macs, projection_macs
 
     net = getattr(model, "model", model)
     net = copy.deepcopy(net).float().eval()
@@ -84,7 +84,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             sr = getattr(mod, "sr_ratio", 1)
             m = (mh // sr) * (mw // sr)
             row["projection_flops"] = 2 * projection_macs(n, c, m)
-            row["softmax_flops"] = row["projection_flops"] + 2 * heads * attention_macs(n, c // heads, "softmax", m=m)
+            row["softmax_flops"] = 2 * module_macs(n, c, heads, "softmax", m=m, sr_ratio=sr)
         rows.append(row)
     return rows, counter.get_total_flops()
 

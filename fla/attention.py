@@ -165,7 +165,8 @@ class LinearAttention(_Attention):
     Feature maps and aggregation run in fp32 whatever the input dtype; the output has the input dtype.
     """
 
-    guard = "floor"  # what a module pickled inside a checkpoint before ``guard`` existed computes
+    # what a module pickled inside a checkpoint before these arguments existed computes
+    guard, focus_over = "floor", "channels"
 
     def __init__(
         self,

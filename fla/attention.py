@@ -17,8 +17,6 @@ functions, except under ONNX export and tracing, where the modules run the equat
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -37,13 +35,26 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 
 def _fp32_region(x: torch.Tensor):
     """Leave autocast: the focusing powers and the aggregation overflow fp16 and lose bf16 precision."""
-    return torch.autocast(device_type=x.device.type, enabled=False) if torch.is_autocast_enabled(x.device.type) else nullcontext()
+    return kernels.without_autocast(x)
 
 
 def _exporting() -> bool:
     """True under ONNX export, tracing or torch.export: the fast paths' autograd Functions have no ONNX form."""
     exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.4
     return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or exporting()
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when x is laid out so (and not also plain contiguous, as a 1×1 map is both)."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+
+
+def _resize(grid: torch.Tensor, size, fast: bool) -> torch.Tensor:
+    """Bilinear resize of a (B, C, h, w) grid to ``size``: in training ``kernels.resize`` (its backward is
+    deterministic on CUDA too), under export torch's ``interpolate`` (ONNX's Resize, for every size)."""
+    if fast:
+        return kernels.resize(grid, size)
+    return F.interpolate(grid, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _pointwise(linear: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:
@@ -114,7 +125,8 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._qkv(x)
         out = self.mix(q, k, v)  # (B, C, N)
-        return _pointwise(self.proj, out.to(q.dtype)).reshape_as(x).to(x.dtype)
+        out = _pointwise(self.proj, out.to(q.dtype)).reshape_as(x).to(x.dtype)
+        return out.contiguous(memory_format=_memory_format(x))  # a channels_last network gets channels_last back
 
     def attention_matrix(self, x: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, M) row-stochastic weights of the token mixing, in fp32 (notebooks 02, 03)."""
@@ -221,7 +233,7 @@ class LinearAttention(_Attention):
         if self.pos is not None:
             pos = _wide(self.pos)
             if pos.shape[-2:] != k.shape[-2:] or _exporting():  # exported: a resize for every size, not only the traced one
-                pos = F.interpolate(pos, size=tuple(k.shape[-2:]), mode="bilinear", align_corners=False)
+                pos = _resize(pos, k.shape[-2:], fast)
             k = k + pos.to(k.dtype)
         q, k = q.flatten(2), k.flatten(2)
         if self.focusing_factor is None:
@@ -258,7 +270,7 @@ class LinearAttention(_Attention):
         weight = self.dwc.weight.to(v.dtype).repeat(self.num_heads, 1, 1, 1)
         grid = (kernels.depthwise_conv if fast else Fn.depthwise_conv)(v, weight)
         if grid.shape[-2:] != tuple(size):
-            grid = F.interpolate(grid, size=tuple(size), mode="bilinear", align_corners=False)
+            grid = _resize(grid, size, fast)
         return grid.flatten(2)
 
     def weights(self, q, k):

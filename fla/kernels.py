@@ -3,6 +3,8 @@
 Read ``fla.functional`` for the math (notebooks 01-03 call it); this module is how the attention
 modules make that math cheap in training. Each function names the reference it equals, and
 ``tests/test_kernels.py`` compares values and gradients with it in float64, fp32 and bf16.
+Every backward here is deterministic on CUDA too (no op of ``torch.use_deterministic_algorithms``'
+nondeterministic list runs), so a seeded training run repeats exactly.
 The modules take these paths except under ONNX export or tracing (custom autograd Functions
 have no ONNX form), where they run the reference equations instead. ``python -m fla bench``
 times the module that uses them (docs/benchmark.md).
@@ -10,13 +12,22 @@ times the module that uses them (docs/benchmark.md).
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from . import functional as Fn
 
-__all__ = ["focused_kernel", "linear_attention", "depthwise_conv"]
+__all__ = ["focused_kernel", "linear_attention", "depthwise_conv", "resize"]
+
+
+def without_autocast(t: torch.Tensor):
+    """A region where autocast is off on t's device: the focusing powers and the sums over tokens overflow fp16
+    and lose bf16 precision, and autocast's choice of which ops to narrow differs between CPU and CUDA."""
+    if torch.is_autocast_enabled(t.device.type):
+        return torch.autocast(device_type=t.device.type, enabled=False)
+    return nullcontext()
 
 
 @functools.lru_cache(maxsize=None)  # one per (p, dtype): called in every backward
@@ -62,6 +73,13 @@ class _FocusedKernel(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
+        # A hand-written training loop may call backward inside autocast: its fp16 would overflow here
+        # (a scaled loss's gradients times y / u), so the backward, like the forward, runs without it.
+        with without_autocast(gy):
+            return _FocusedKernel._backward(ctx, gy)
+
+    @staticmethod
+    def _backward(ctx, gy):
         x, s, u, peak, y, norm = ctx.saved_tensors
         dim = ctx.dim
         c = torch.linalg.vecdot(gy, y, dim=dim).unsqueeze_(dim).div_(norm.square().clamp_min_(torch.finfo(u.dtype).tiny))
@@ -84,9 +102,14 @@ def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 
     ``_FocusedKernel``). Each token's vector runs along ``dim``: x is (..., C) by default; the
     attention modules pass channel-first tokens (B, C, N) with dim=-2, where the per-token
     reductions run along the contiguous axis. scale broadcasts against x: (C,), or (C, 1) for dim=-2.
+
+    Computed in fp32 at least (fp16/bf16 inputs are widened), with autocast off in the forward and the
+    backward, on every device; the result has x's dtype.
     """
     Fn.check_p(p)
-    return _FocusedKernel.apply(x, scale, float(p), eps, dim, float(floor))
+    wide = torch.promote_types(x.dtype, torch.float32)
+    with without_autocast(x):
+        return _FocusedKernel.apply(x.to(wide), scale.to(wide), float(p), eps, dim, float(floor)).to(x.dtype)
 
 
 def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = "auto", eps: float = 0.0) -> torch.Tensor:
@@ -140,3 +163,47 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if x.device.type != "cpu":
         return Fn.depthwise_conv(x, weight)
     return _DepthwiseConv.apply(x, weight)
+
+
+def _resize_matrix(size_out: int, size_in: int, like: torch.Tensor) -> torch.Tensor:
+    """(size_out, size_in): linear interpolation along one axis as torch does it with align_corners=False.
+
+    Output pixel o samples the input at s = (o + 0.5) · size_in / size_out − 0.5 (floored at 0) and
+    mixes its two neighbours floor(s) and floor(s) + 1 (the last pixel repeats at the edge) with
+    weights 1 − λ and λ, λ = s − floor(s). Built from comparisons, not a scatter: deterministic."""
+    src = ((torch.arange(size_out, dtype=torch.float64, device=like.device) + 0.5) * (size_in / size_out) - 0.5).clamp_min_(0)
+    left = src.floor()
+    lam = (src - left)[:, None]
+    left = left.long()[:, None]
+    right = (left + 1).clamp_max_(size_in - 1)
+    cols = torch.arange(size_in, device=like.device)
+    return ((1 - lam) * (cols == left) + lam * (cols == right)).to(like.dtype)
+
+
+class _Resize(torch.autograd.Function):
+    """torch's bilinear resize forward, its backward as two matmuls with the transposed matrices."""
+
+    @staticmethod
+    def forward(ctx, x, size):
+        ctx.save_for_backward(_resize_matrix(size[0], x.shape[-2], x), _resize_matrix(size[1], x.shape[-1], x))
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, cols = ctx.saved_tensors
+        return rows.T @ grad @ cols, None
+
+
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    """Equals ``F.interpolate(x, size, mode="bilinear", align_corners=False)`` for a (B, C, H, W) x, forward
+    (it is that call) and backward (two matmuls).
+
+    Bilinear resizing is separable: rows, then columns, each a fixed (out × in) matrix R, so the
+    gradient is R_rows^T · grad · R_cols. torch's own backward of bilinear upsampling is on CUDA's
+    nondeterministic list (it scatters with atomic adds): with it, a seeded training run on a GPU
+    does not repeat. The matrices are small (the grids are tens of pixels a side). The forward stays
+    torch's, which FLOP counters, like the papers' counts, do not count."""
+    size = tuple(int(n) for n in size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return _Resize.apply(x, size)

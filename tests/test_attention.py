@@ -269,6 +269,74 @@ def test_autocast_finite_and_close_to_fp32(dtype):
     assert (y - ref).abs().max() / ref.abs().max() < 0.05
 
 
+# --- the GPU path: deterministic ops, memory format ---------------------------------------------
+
+#: aten ops behind the entries of torch.use_deterministic_algorithms' documentation that are nondeterministic on
+#: CUDA: those that raise under mode=True (bilinear & co. interpolate's backward, adaptive/avg/fractional pool
+#: backward, max_unpool, reflection pad's backward, NLL/CTC loss, embedding_bag, put_, histc, bincount, median,
+#: grid_sample's backward, scatter_reduce) and those that are only deterministic under a slower fallback
+#: (scatter_add, index_add, index_put, index_copy, put, gather's and index_select's backward, cumsum,
+#: repeat_interleave's backward, embedding's backward, replication pad's backward, max_pool3d's backward).
+CUDA_NONDETERMINISTIC = {
+    "upsample_linear1d_backward", "upsample_bilinear2d_backward", "upsample_bicubic2d_backward",
+    "upsample_trilinear3d_backward", "_upsample_bilinear2d_aa_backward", "_upsample_bicubic2d_aa_backward",
+    "avg_pool3d_backward", "_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward",
+    "adaptive_max_pool2d_backward", "fractional_max_pool2d_backward", "fractional_max_pool3d_backward",
+    "max_unpool2d", "max_unpool3d", "reflection_pad1d_backward", "reflection_pad2d_backward",
+    "reflection_pad3d_backward", "replication_pad1d_backward", "replication_pad2d_backward",
+    "replication_pad3d_backward", "nll_loss_forward", "nll_loss2d_forward", "_ctc_loss_backward",
+    "_embedding_bag_backward", "_embedding_bag_dense_backward", "embedding_dense_backward", "put", "histc",
+    "bincount", "median", "grid_sampler_2d_backward", "grid_sampler_3d_backward", "scatter_reduce", "scatter_add",
+    "scatter", "index_add", "index_put", "_index_put_impl", "index_copy", "gather_backward", "index_select_backward",
+    "cumsum", "repeat_interleave", "max_pool3d_with_indices_backward",
+}
+
+
+def _ops_run(fn) -> set[str]:
+    """The aten ops (overload packets, in-place suffix dropped) that ``fn()`` dispatches, backward included."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = set()
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.add(func.overloadpacket.__name__.rstrip("_") or func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn()
+    return seen
+
+
+@pytest.mark.parametrize("sr_ratio", [1, 2])
+def test_forward_backward_runs_no_op_nondeterministic_on_cuda(sr_ratio):
+    """A seeded training run on a GPU repeats only if no op of CUDA's nondeterministic list runs: the positional
+    encoding (resized, pos_size 4 on a 6×10 grid) and the reduced grid's DWC are resized by matmuls."""
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(16, num_heads=2, pos_size=4, sr_ratio=sr_ratio)
+    x = torch.randn(2, 16, 6, 10, requires_grad=True)
+    ops = _ops_run(lambda: m(x).square().sum().backward())
+    assert {"mm", "bmm", "convolution_backward"} & ops  # the recorder saw the work
+    assert not ops & CUDA_NONDETERMINISTIC, sorted(ops & CUDA_NONDETERMINISTIC)
+
+
+def test_nondeterministic_op_check_can_fail():
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    resize = lambda: torch.nn.functional.interpolate(x, size=(7, 7), mode="bilinear").sum().backward()
+    assert "upsample_bilinear2d_backward" in _ops_run(resize)
+
+
+@pytest.mark.parametrize("make", [lambda: FocusedLinearAttention(16, num_heads=2, sr_ratio=2), lambda: SoftmaxAttention(16, num_heads=2)])
+def test_output_has_the_input_memory_format(make):
+    """A channels_last network gets channels_last back (no conversion in the next conv), NCHW gets NCHW."""
+    m = make()
+    x = torch.randn(2, 16, 6, 10)
+    y_last = m(x.contiguous(memory_format=torch.channels_last))
+    assert y_last.is_contiguous(memory_format=torch.channels_last) and not y_last.is_contiguous()
+    assert m(x).is_contiguous()
+    torch.testing.assert_close(y_last, m(x))
+
+
 # --- the blog post's defect 4: sr_ratio > 1 -----------------------------------------------------
 
 

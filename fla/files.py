@@ -6,20 +6,43 @@ import csv
 import io
 import math
 import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "write_csv", "read_csv", "markdown_table"]
+__all__ = ["WriteError", "write_atomic", "write_csv", "read_csv", "markdown_table", "cannot_write"]
+
+
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a read-only place, ...): says which and what was kept."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
 
 
 def write_atomic(path, data: bytes | str) -> None:
-    """Write to a temp file beside ``path``, then rename: a reader sees the old file or the whole new one."""
+    """Write to a temp file beside ``path``, then rename: a reader sees the old file or the whole new one. A write
+    that fails (a full disk) leaves the previous file as it was and raises ``WriteError`` saying so."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
     try:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
+    except OSError as e:
+        kept = f"the previous {path.name} is kept as it was" if path.exists() else "nothing was written"
+        raise WriteError(e.errno, f"could not write it ({e.strerror or e}); {kept}", str(path)) from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cannot_write(folder) -> str | None:
+    """None when something can be created in the existing ``folder``, else the system's reason (a read-only
+    mount, a permission denied, a place such as /proc where nothing can be made). Tried, not guessed from the
+    mode bits (root passes those); the trial folder is removed at once."""
+    try:
+        tempfile.TemporaryDirectory(dir=folder, prefix=".fla-write-check-").cleanup()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
 
 
 def write_csv(path, columns: list[str], rows) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["WriteError", "write_atomic", "write_csv", "read_csv", "markdown_table", "cannot_write"]
+__all__ = ["WriteError", "CorruptFile", "write_atomic", "write_csv", "read_csv", "read_json", "markdown_table",
+           "cannot_write"]
 
 
 class WriteError(OSError):
@@ -45,6 +47,23 @@ def cannot_write(folder) -> str | None:
     return None
 
 
+class CorruptFile(ValueError):
+    """A result file that does not read back as it was written (cut off, edited, damaged): its one-line message
+    names the file and says how to make it again."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}; {remake(path)}")
+
+
+def remake(path) -> str:
+    """How to get a damaged result file back: a shipped one from the package, another by running its command."""
+    from .results import HERE
+
+    if Path(path).resolve().is_relative_to(HERE):
+        return "it is shipped with fla: restore it (git checkout -- fla/results, or reinstall fla)"
+    return "move it away and run the command that wrote it again, with the same --out, to make it anew"
+
+
 def write_csv(path, columns: list[str], rows) -> None:
     """``rows`` (dicts; keys beyond ``columns`` ignored) as a CSV with a header, atomically."""
     text = io.StringIO(newline="")
@@ -57,21 +76,48 @@ def write_csv(path, columns: list[str], rows) -> None:
 def read_csv(path, types: dict[str, type]) -> list[dict]:
     """The rows of a CSV written by ``write_csv``, one dict per row with exactly the keys of ``types``, each value
     parsed by its type. A column the file lacks (written by an older version) or an empty cell reads as NaN for
-    ``float``, and is an error for the other types. ``[]`` when there is no file."""
+    ``float``, and is an error for the other types. ``[]`` when there is no file; ``CorruptFile`` when it does not
+    read back (no header, a row cut short or too long, a value not of its column's type)."""
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        raw = list(csv.DictReader(f))
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            raw = list(reader)
+            header = reader.fieldnames
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise CorruptFile(path, f"not a CSV file ({e})") from None
+    if not header:
+        raise CorruptFile(path, "empty, not even a header")
 
-    def parse(column, kind, text):
+    def parse(line, column, kind, text):
         if text in ("", None):
             if kind is float:
                 return math.nan
-            raise ValueError(f"{path}: column {column!r} is empty or missing")
-        return kind(text)
+            raise CorruptFile(path, f"line {line}: column {column!r} is empty or missing")
+        try:
+            return kind(text)
+        except ValueError:
+            kind_ = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            raise CorruptFile(path, f"line {line}: column {column!r} holds {text!r}, not {kind_}") from None
 
-    return [{c: parse(c, kind, r.get(c)) for c, kind in types.items()} for r in raw]
+    for line, r in enumerate(raw, start=2):
+        if None in r or None in r.values():  # more cells than the header, or fewer: a row cut off or run together
+            raise CorruptFile(path, f"line {line} has {'more' if None in r else 'fewer'} cells than the header's "
+                                    f"{len(header)} (cut off or damaged)")
+    return [{c: parse(line, c, kind, r.get(c)) for c, kind in types.items()} for line, r in enumerate(raw, start=2)]
+
+
+def read_json(path, default=None):
+    """The JSON value in ``path`` (``default`` when there is no file); ``CorruptFile`` when it does not parse."""
+    path = Path(path)
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFile(path, f"not JSON ({e})") from None
 
 
 def markdown_table(header: list[str], rows: list[list], numeric: bool = False) -> str:

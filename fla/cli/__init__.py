@@ -9,7 +9,8 @@ verb by adding a module and a line to ``VERBS``.
 The rules every verb keeps: a bad argument, path or file is one line on stderr (``usage_error``), found
 before any long work starts, exit status 2, nothing written; Ctrl-C is one line saying what was kept and
 how to go on (a verb's ``interrupted(args)``), exit status 130. A place that stops taking writes during the
-work (a full disk) is one line too, exit status 2: the file it failed on, and what was kept.
+work (a full disk) is one line too, exit status 2: the file it failed on, and what was kept; so is a result
+file that does not read back (cut off, damaged): which, and how to make it again.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from ..files import WriteError, cannot_write
+from ..files import CorruptFile, WriteError, cannot_write
 
 VERBS = {
     "data": ("fla.cli.data", "get the helmet subset (download, verify or build from a local copy)"),
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return module.run(args) or 0
     except BadInput as e:
+        return usage_error(verb_parser.prog, str(e))
+    except CorruptFile as e:  # a result file that does not read back: the line names it and how to remake it
         return usage_error(verb_parser.prog, str(e))
     except WriteError as e:  # one of our result files: the line says what it kept
         return usage_error(verb_parser.prog, str(e))

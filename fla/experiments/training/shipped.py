@@ -17,7 +17,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ...files import write_atomic
+from ...files import read_json, write_atomic
 from ...results import HERE as RESULTS
 from .folders import DETECTIONS, read_results, run_dir
 
@@ -37,8 +37,7 @@ def shipped_folder(name: str = NAME) -> Path | None:
 
 def provenance(folder) -> dict:
     """What ``provenance.json`` says about the runs (``{}`` when there is none)."""
-    path = Path(folder) / "provenance.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(Path(folder) / "provenance.json", {})
 
 
 def describe(folder) -> str:

@@ -24,7 +24,6 @@ __all__ = [
     "numerical_rank",
     "spectrum_rank",
     "effective_rank",
-    "answer_mass",
     "attention_macs",
     "projection_macs",
     "module_macs",
@@ -177,14 +176,6 @@ def effective_rank(s: torch.Tensor) -> torch.Tensor:
     tiny = torch.finfo(s.dtype).tiny
     w = s / s.sum(dim=-1, keepdim=True).clamp_min(tiny)
     return torch.exp(-(w * torch.log(w.clamp_min(tiny))).sum(dim=-1))
-
-
-def answer_mass(weights: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
-    """Mean weight each query puts on its own answer key (notebook 04): weights (..., Q, M) row-stochastic,
-    answer (Q,) the key index of query i; returns (...,), the mean over the Q queries of weights[..., i, answer[i]].
-    Uniform attention gives 1 / M."""
-    index = answer.reshape(*(1,) * (weights.ndim - 2), -1, 1).expand(*weights.shape[:-1], 1)
-    return weights.gather(-1, index)[..., 0].mean(dim=-1)
 
 
 def attention_macs(n: int, d: int, kind: str, m: int | None = None, dv: int | None = None) -> int:

@@ -16,11 +16,12 @@ __all__ = ["forward", "softmax_forward", "dense_reference", "attention_matrix"]
 
 
 def forward(x: torch.Tensor, w: dict, num_heads: int, focusing_factor: float | None = 3.0, *, kernel: str = "relu",
-            sr_ratio: int = 1, guard: str = "floor", return_weights: bool = False) -> torch.Tensor:
+            sr_ratio: int = 1, guard: str = "floor", focus_over: str = "channels", return_weights: bool = False) -> torch.Tensor:
     """x (B, C, H, W) -> (B, C, H, W); ``w``: the module's state dict (``to_q.weight``, ..., ``scale``, ``pos``,
     ``dwc.weight``, ``sr.*``/``norm.*`` where the module has them). ``focusing_factor=None``: no focusing,
     phi = ReLU + 1e-6 or elu + 1 (``kernel``). ``guard``: "floor" floors x**p at 1e-10 of its peak (fla);
-    "authors" adds 1e-6 to each normaliser instead (the authors' code). ``return_weights``: the
+    "authors" adds 1e-6 to each normaliser instead (the authors' code). ``focus_over``: f_p over each token's C
+    channels ("channels", the authors' code) or over each head's d channels ("heads"). ``return_weights``: the
     (B, heads, N, M) attention matrix instead of the output."""
     b, c, h, w_ = x.shape
     tokens = lambda t: t.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h·w, C)  # noqa: E731
@@ -40,9 +41,13 @@ def forward(x: torch.Tensor, w: dict, num_heads: int, focusing_factor: float | N
         phi_q, phi_k = (F.relu(t) + 1e-6 if kernel == "relu" else F.elu(t) + 1 for t in (q, k))
     else:
         a_q, a_k = ((F.relu(t) + 1e-6) / F.softplus(w["scale"]) for t in (q, k))
+        if focus_over == "heads":
+            a_q, a_k = (a.unflatten(-1, (num_heads, -1)) for a in (a_q, a_k))
         floor = 1e-10 if guard == "floor" else 0.0
         xp = lambda a: torch.maximum(a**focusing_factor, floor * a.amax(-1, keepdim=True) ** focusing_factor)  # noqa: E731
         phi_q, phi_k = (a.norm(dim=-1, keepdim=True) / xp(a).norm(dim=-1, keepdim=True) * xp(a) for a in (a_q, a_k))
+        if focus_over == "heads":
+            phi_q, phi_k = phi_q.flatten(-2), phi_k.flatten(-2)
     # §3.2 Eq. 4 as an explicit matrix, per head: A_ij = phi(q_i)·phi(k_j) / Σ_j phi(q_i)·phi(k_j)
     scores = heads(phi_q) @ heads(phi_k).transpose(-2, -1)
     attn = scores / (scores.sum(dim=-1, keepdim=True) + (1e-6 if guard == "authors" else 0.0))
@@ -79,7 +84,8 @@ def _call(m: torch.nn.Module, x: torch.Tensor, **kwargs) -> torch.Tensor:
     x64 = x.detach().double()
     if not hasattr(m, "kernel"):  # SoftmaxAttention
         return softmax_forward(x64, w, m.num_heads, **kwargs)
-    return forward(x64, w, m.num_heads, m.focusing_factor, kernel=m.kernel, sr_ratio=m.sr_ratio, guard=m.guard, **kwargs)
+    return forward(x64, w, m.num_heads, m.focusing_factor, kernel=m.kernel, sr_ratio=m.sr_ratio, guard=m.guard,
+                   focus_over=m.focus_over, **kwargs)
 
 
 def dense_reference(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -102,6 +102,22 @@ def test_guard_authors_reproduces_the_authors_normaliser():
         assert (ours(x) - expected).norm() / expected.norm() > 1e-3
 
 
+@pytest.mark.parametrize("guard", ["floor", "authors"])
+def test_focus_over_heads_equals_dense_reference(guard):
+    """f_p over each head's d channels: the module (fast path and equations) against the reference, and not the
+    per-token focusing it replaces."""
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, focus_over="heads", guard=guard)
+    x = torch.randn(2, 32, 7, 6)
+    with torch.no_grad():
+        m.scale.normal_()
+        expected = dense_reference(m, x)
+        torch.testing.assert_close(m(x), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m.attention_matrix(x).double(), attention_matrix(m, x), atol=1e-5, rtol=1e-5)
+        m.focus_over = "channels"
+        assert not torch.allclose(m(x), expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("sr_ratio", [1, 2])
 def test_guard_authors_equals_dense_reference(sr_ratio):
     torch.manual_seed(0)

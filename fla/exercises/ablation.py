@@ -88,7 +88,7 @@ def check_answer_mass(fn) -> Verdict:
     """Notebook 04, section 3 (the needle task): ``fn(weights (heads, Q, N) row-stochastic, answer (Q,) long) ->
     (heads,)``, per head the mean over the Q queries of the weight query i puts on its answer cell answer[i]."""
     cases = [_rows(0, 1, 4, 16), _rows(1, 2, 8, 64), _rows(2, 4, 3, 256)]
-    return check("answer mass", fn, Fn.answer_mass, cases, wrong=[
+    return check("answer mass", fn, lambda w, a: Fn.answer_mass(w, a).mean(dim=-1), cases, wrong=[
         Wrong(lambda w, a: w[..., a].mean(dim=(-1, -2)), "each query has its own answer: weights[h, i, answer[i]], not every query's weight on every answer"),
         Wrong(lambda w, a: w.gather(-1, a[None, :, None].expand(w.shape[0], -1, 1))[..., 0].sum(dim=-1),
               "the mass is a mean over the queries, not their sum"),

@@ -91,7 +91,7 @@ def test_fla_train_stopped_then_rerun_keeps_every_finished_run(how, helmet_copy,
 
     again = run_fla(*command, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"1 of 2 runs already in {out / 'results.csv'}: skipped" in again.stderr
+    assert f"1 of 2 runs already in {out / 'results.csv'}: skipped" in again.stdout  # fla train logs to stdout
     rows = rows_in(out / "results.csv", T.COLUMNS)
     assert sorted(r["variant"] for r in rows) == ["base", "neck_fla"] and kept[0] in rows
 

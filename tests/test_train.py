@@ -17,6 +17,7 @@ import fla.experiments.training as T
 from fla import FocusedLinearAttention
 from fla.cli import main
 from fla.experiments.stats import Detections
+from fla.runtime import cpu_threads
 from fla.yolo import VARIANTS
 from fla.yolo.patches import amp_check_offline
 
@@ -58,7 +59,7 @@ def test_quick_cli_writes_table_markdown_and_curves(quick_run):
     assert header == list(T.COLUMNS)
     assert [r["variant"] for r in rows] == ["base", "c2f_fla", "neck_fla"]
     for r in rows:
-        assert (int(r["epochs"]), int(r["imgsz"]), r["device"]) == (*QUICK, "cpu")
+        assert (int(r["epochs"]), int(r["imgsz"]), r["device"]) == (*QUICK, f"cpu ({cpu_threads()} threads)")
         for col in ("map50", "map50_95", "precision", "recall", "gflops", "s_per_epoch", *T.TEST_COLUMNS):
             assert math.isfinite(float(r[col])), (r["variant"], col)
         assert 0 <= float(r["map50_95"]) <= float(r["map50"]) <= 1

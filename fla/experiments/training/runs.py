@@ -84,7 +84,8 @@ def train_detector(variant: str, seed: int, data, out, *, epochs: int, imgsz: in
     device = _device(device, quick)
     save = run_dir(out, variant, seed, epochs, imgsz)
     model = YOLO(model_yaml(name, scale))  # the trainer rebuilds it from the YAML after seeding: same seed, same weights
-    seconds = _timing_callbacks(model, threads=cpu_threads())
+    threads = cpu_threads()
+    seconds = _timing_callbacks(model, threads=threads)
     args = dict(
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=True, device=device,
         project=str(save.parent.resolve()), name=save.name, exist_ok=True, pretrained=str(weights) if weights else False,
@@ -96,7 +97,8 @@ def train_detector(variant: str, seed: int, data, out, *, epochs: int, imgsz: in
     cost = model_summary(model, 640)
     return {
         "variant": variant, "seed": seed, "epochs": epochs, "imgsz": imgsz,
-        "device": torch.cuda.get_device_name(0) if device != "cpu" else "cpu",
+        # on the CPU the float sums, hence the weights, depend on the thread count: a run says how many it had
+        "device": torch.cuda.get_device_name(0) if device != "cpu" else f"cpu ({threads} threads)",
         "map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr),
         "params": cost["params"], "gflops": cost["gflops"], "s_per_epoch": statistics.mean(seconds[1:] or seconds),
         **score_test(save, data, imgsz=imgsz, batch=batch, device=device),

@@ -2,7 +2,7 @@
 
 ultralytics loads a .pt with torch.load; for a missing module (any ``ModuleNotFoundError``) its AutoInstall
 runs ``pip install <name>``, and ``fla`` on PyPI is someone else's package. Our blocks pickle behind a
-check that ``fla.yolo`` imports (``fla.yolo.patches._Requirement``), which stops the load with an error
+check that ``fla.yolo`` imports (``fla.yolo.checkpoints._Requirement``), which stops the load with an error
 that is not a ``ModuleNotFoundError``. The "fresh process" here is this venv's Python with fla-teach
 hidden as if uninstalled: its import hook removed, its metadata not found by importlib.metadata's
 discovery; ultralytics' pip calls and AutoInstall calls are recorded and refused.

@@ -14,8 +14,7 @@ variable, no ultralytics setting (``offline.offline_ultralytics`` is there for t
 """
 from __future__ import annotations
 
-from .checkpoints import DISTRIBUTION
-from .registry import register
+from .patches import DISTRIBUTION, register
 from .blocks import Bottleneck_FLA, C2f_FLA, C2PSA_FLA, C3k2_FLA, FLABlock, PSABlock_FLA, fla_branch, heads_for
 from .weights import TransferTrainer, transfer
 from .variants import CFG_DIR, DEFAULT_VARIANTS, VARIANTS, model_summary, model_yaml

@@ -181,6 +181,20 @@ def _in_range(call, args):
     return None
 
 
+def _limit_cases(call, args):
+    (diffs,) = args
+    n = len(diffs)
+    same_sign = [0.01 * (i + 1) for i in range(n)]
+    p = call(same_sign)
+    if isinstance(p, (int, float)) and not math.isclose(p, 2 / 2**n, rel_tol=1e-9):
+        return (f"with {n} differences all of one sign only the observed pattern and its mirror image are as extreme: "
+                f"p = 2/2^n = {2 / 2 ** n:.4g}, yours is {p:.4g}")
+    p = call([0.0] * n)
+    if isinstance(p, (int, float)) and p != 1:
+        return f"with {n} differences all 0 every pattern ties with the observed one: p = 1, yours is {p:.4g}"
+    return None
+
+
 def _mirror(call, args):
     (diffs,) = args
     if call(diffs) != call([-x for x in diffs]):
@@ -218,7 +232,7 @@ _SIGN_FLIP = Exercise(
         Wrong(lambda d: _p(d, lambda s, obs, t: s.abs() >= sum(abs(x) for x in d) - t),
               "compare with |sum of the differences|, not with the sum of their absolute values"),
     ],
-    properties=[Property(_in_range), Property(_mirror), Property(_order_free)],
+    properties=[Property(_in_range), Property(_limit_cases), Property(_mirror), Property(_order_free)],
     hint=f"reread {_SECTION}: the share of the 2^n sign patterns whose |sum| is at least the observed |sum|",
     crash_hint="diffs is a list of 1 to 12 floats",
 )

@@ -136,7 +136,7 @@ def new_seed() -> int:
 # --- comparing one result with the expected one
 
 _TOL = {torch.float16: (1e-2, 2e-3), torch.bfloat16: (2e-2, 1e-2), torch.float32: (1e-4, 1e-5),
-        torch.float64: (1e-8, 1e-9)}
+        torch.float64: (1e-6, 1e-7)}
 
 
 def default_tolerance(args: Sequence[Any]) -> tuple[float, float]:
@@ -412,14 +412,14 @@ def _diagnose(ex: Exercise, learner, cases, failed: int, got_failed) -> str:
 
 
 def _float32_precision(ex: Exercise, got, args) -> str | None:
-    """float64 inputs, and a result right only to float32's seven digits: the learner computed in float32."""
+    """float64 inputs, and a result right to four to six digits only: a float32 step, or a small constant added."""
     has64 = any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in _leaves(args))
     if not has64:
         return None
     expected = ex.reference(*fresh(args))
-    if mismatch(got, expected, 1e-6, 1e-7) is None:
-        return ("right to about seven digits only: with float64 inputs compute in float64 "
-                "(no .float() and no float32 tensors along the way)")
+    if mismatch(got, expected, 1e-4, 1e-5) is None:
+        return ("right to four to six digits only: with float64 inputs compute in float64 (no float32 step along the "
+                "way), and add no small constant (an eps) that the formula does not have")
     return None
 
 

@@ -1,7 +1,7 @@
 """Answers to the 14 exercises of fla.exercises, written as learners would, none of them the checkers' reference.
 
 ``RIGHT[checker]``: correct answers in different styles (vectorised torch, loops, einsum, numpy, statistics).
-``WRONG[checker]``: (answer, words the failure message must contain) for the mistakes a learner makes: wrong
+``WRONG[checker]``: (answer, words the failure message must contain, or a tuple of alternatives) for the mistakes a learner makes: wrong
 formula, wrong axis, off by one, strict vs non-strict, global instead of per row, a missing guard, a tolerance
 that is nearly right, fp16 overflow. In-place changes, wrong types and lookup tables are built from RIGHT by the
 tests for every checker.
@@ -368,7 +368,7 @@ WRONG = {
         (lambda x, p: torch.nan_to_num(x**p * x.norm() / (x**p).norm()), "not over the whole tensor"),  # global
         (lambda x, p: torch.nan_to_num(x**p * x.sum(-1, keepdim=True) / (x**p).sum(-1, keepdim=True)), "Euclidean"),
         (lambda x, p: focus(x, p) * (1 + 1e-3), "norm"),
-        (lambda x, p: x**p * x.norm(dim=-1, keepdim=True) / ((x**p).norm(dim=-1, keepdim=True) + 1e-6), "norm"),  # an eps guard
+        (lambda x, p: x**p * x.norm(dim=-1, keepdim=True) / ((x**p).norm(dim=-1, keepdim=True) + 1e-6), ("norm", "an eps")),  # a guard
         (lambda x, p: torch.nan_to_num(x**p * x.norm(dim=-1) / (x**p).norm(dim=-1)), "raised"),                  # no keepdim
     ],
     ex.check_focused_row: [

@@ -73,7 +73,7 @@ def test_a_wrong_answer_fails_with_its_hint(checker, answer, words):
     for seed in (None, 1, 2):  # whatever the draw
         verdict = checker(answer, seed=seed)
         assert not verdict and verdict.message.startswith("✗"), verdict.message
-        assert words in verdict.message, verdict.message
+        assert any(w in verdict.message for w in ((words,) if isinstance(words, str) else words)), verdict.message
 
 
 def test_every_checker_has_right_answers_in_two_styles_and_wrong_ones():
@@ -215,7 +215,7 @@ def _perturbed(out):
 
 def all_hints(exercise):
     return [w.hint for w in exercise.wrong] + [exercise.hint, exercise.crash_hint, exercise.returns,
-                                               exercise.extra.get("watch_hint", "")]
+                                               exercise.watch_hint]
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=name)

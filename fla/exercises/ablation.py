@@ -10,7 +10,7 @@ import torch
 
 from ..experiments.stats import paired, sign_flip_p
 from ..experiments.stats import t_quantile as _t_by_bisection
-from .check import Draw, Exercise, Property, Verdict, Wrong, check
+from .check import Draw, Exercise, Property, Verdict, Wrong, check, differs
 
 __all__ = ["check_paired_interval", "check_sign_flip_p", "check_answer_mass"]
 
@@ -273,7 +273,7 @@ def _one_hot_gives_one(call, args):
     hot = torch.zeros_like(weights)
     hot[:, torch.arange(len(answer)), answer] = 1
     out = call(hot, answer)
-    if isinstance(out, torch.Tensor) and out.shape == weights.shape[:1] and not torch.allclose(out.double(), torch.ones_like(out, dtype=torch.float64)):
+    if isinstance(out, torch.Tensor) and out.shape == weights.shape[:1] and differs(out, torch.ones_like(out), 1e-5, 1e-7):
         return "when every query puts all its weight on its own answer cell, the mass is 1 for every head: yours is not"
     return None
 
@@ -282,7 +282,7 @@ def _uniform_gives_one_over_n(call, args):
     weights, answer = args
     flat = torch.full_like(weights, 1 / weights.shape[-1])
     out = call(flat, answer)
-    if isinstance(out, torch.Tensor) and out.shape == weights.shape[:1] and not torch.allclose(out.double(), torch.full_like(out, 1 / weights.shape[-1], dtype=torch.float64)):
+    if isinstance(out, torch.Tensor) and out.shape == weights.shape[:1] and differs(out, torch.full_like(out, 1 / weights.shape[-1]), 1e-5, 1e-7):
         return f"uniform rows (every weight 1/N) give a mass of 1/N = {1 / weights.shape[-1]:.4g} for every head: yours do not"
     return None
 

@@ -16,13 +16,13 @@ import copy
 import math
 import numbers
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["Verdict", "Wrong", "Property", "Draw", "Exercise", "check", "mismatch", "new_seed"]
+__all__ = ["Verdict", "Wrong", "Property", "Draw", "Exercise", "check", "mismatch", "differs", "new_seed"]
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,10 @@ class Exercise:
     """One exercise: what the learner writes, how inputs are drawn, and what to say when the answer is wrong.
 
     ``draw(Draw) -> [args, ...]`` gives the cases of one call; ``args`` names the arguments in messages;
-    ``tolerance(args) -> (rtol, atol)`` overrides the one read off the inputs' dtype (for tensors atol is relative
-    to the largest entry of each row of the expected result, for numbers absolute); ``watch(args)`` returns a function that, given a tensor
-    the learner's code made, says why that tensor is not allowed (or None); ``hint`` is the last resort.
+    ``tolerance(args) -> (rtol, atol)`` overrides the one read off the inputs' dtype (for tensors atol is
+    relative to the largest entry of each row of the expected result, for numbers absolute); ``watch(args)``
+    returns a function that, given a tensor the learner's code made, says why that tensor is not allowed (or
+    None); ``hint`` is the last resort, a pointer to the notebook section, never the solution.
     """
 
     name: str
@@ -115,8 +116,8 @@ class Exercise:
     crash_hint: str = ""
     tolerance: Callable[[tuple], tuple[float, float]] | None = None
     watch: Callable[[tuple], Callable[[torch.Tensor], str | None]] | None = None
+    watch_hint: str = ""            # the hint when ``watch`` objects to a tensor
     returns: str = ""               # what the exercise returns, in words, for type and dtype messages
-    extra: dict = field(default_factory=dict)
 
 
 _last_seed: int | None = None
@@ -238,6 +239,12 @@ def _pair(expected: float, got: float) -> str:
     return f"{e}, got {g}"
 
 
+def differs(a: Any, b: Any, rtol: float = 1e-3, atol: float = 1e-4) -> bool:
+    """For properties: True when a and b are tensors of one shape whose values differ (compared in float64)."""
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+            and not torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol))
+
+
 # --- the inputs: copies for every call, and whether the learner changed them
 
 def fresh(args: Sequence[Any]) -> tuple:
@@ -349,7 +356,7 @@ def _check(exercise: Exercise, learner: Callable[..., Any], seed: int) -> Verdic
         if why:
             return fail(i, args, why, f"the exercise returns {ex.returns}" if ex.returns else "")
         if forbidden:
-            return fail(i, args, forbidden, ex.extra.get("watch_hint", ""))
+            return fail(i, args, forbidden, ex.watch_hint)
         rtol, atol = ex.tolerance(args) if ex.tolerance else default_tolerance(args)
         why = mismatch(got, expected, rtol, atol)
         if why:

@@ -5,7 +5,7 @@ import torch
 
 from .. import functional as Fn
 from ..course.complexity import crossover
-from .check import Draw, Exercise, Property, Verdict, Wrong, check
+from .check import Draw, Exercise, Property, Verdict, Wrong, check, differs
 
 __all__ = ["check_softmax_attention", "check_linear_attention", "check_kv_crossover"]
 
@@ -33,7 +33,7 @@ def _rows_average_v(call, args):
     q, k, v = args[:3]
     ones = torch.ones_like(v)
     out = call(q, k, ones, *args[3:])
-    if isinstance(out, torch.Tensor) and out.shape[:-1] == q.shape[:-1] and not torch.allclose(out.double(), torch.ones_like(out, dtype=torch.float64), rtol=1e-3, atol=1e-3):
+    if differs(out, torch.ones_like(out) if isinstance(out, torch.Tensor) else None, atol=1e-3):
         return ("with v all ones every output entry must be 1: each output row is a weighted average of v's rows, "
                 "its weights summing to 1 over the keys — yours are not")
     return None
@@ -43,7 +43,7 @@ def _keys_unordered(call, args):
     q, k, v = args[:3]
     perm = torch.randperm(k.shape[-2], generator=torch.Generator().manual_seed(1))
     a, b = call(q, k, v, *args[3:]), call(q, k[..., perm, :], v[..., perm, :], *args[3:])
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and not torch.allclose(a.double(), b.double(), rtol=1e-3, atol=1e-4):
+    if differs(a, b):
         return "shuffling the keys together with their values must not change the result: attention sums over the keys"
     return None
 
@@ -53,7 +53,7 @@ def _batch_independent(call, args):
     if q.shape[0] < 2:
         return None
     whole, alone = call(q, k, v, *args[3:]), call(q[1:2], k[1:2], v[1:2], *args[3:])
-    if isinstance(whole, torch.Tensor) and isinstance(alone, torch.Tensor) and whole.shape[1:] == alone.shape[1:] and not torch.allclose(whole[1:2].double(), alone.double(), rtol=1e-3, atol=1e-4):
+    if isinstance(whole, torch.Tensor) and differs(whole[1:2], alone):
         return "the sequences of a batch are independent: sequence 1's output must equal what q[1:2], k[1:2], v[1:2] alone give"
     return None
 
@@ -142,8 +142,8 @@ def _no_nm_matrix(args):
 _LINEAR = Exercise(
     name="linear attention", entry="check_linear_attention", reference=_linear_attention, draw=_draw_linear,
     args=("phi_q", "phi_k", "v"), returns="a tensor (B, N, d_v) of phi_q's dtype", watch=_no_nm_matrix,
-    extra={"watch_hint": "the kv order never forms an N×M matrix: first phi_k's transpose times v, a (B, d, d_v) state, "
-                         "and the normaliser from the sum of phi_k over the keys"},
+    watch_hint="the kv order never forms an N×M matrix: first phi_k's transpose times v, a (B, d, d_v) state, "
+               "and the normaliser from the sum of phi_k over the keys",
     wrong=[
         Wrong(lambda q, k, v: q @ (k.transpose(-2, -1) @ v),
               "each row must be divided by its normaliser φ(q_i)·Σ_j φ(k_j), as softmax divides by its row sum"),

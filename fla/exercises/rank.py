@@ -81,7 +81,8 @@ def _count_above(rtol_of, absolute: bool = False):
     return answer
 
 
-_FIXED = "the count depends on the tolerance; the rule is max(N, M)·ε·σ₁, with ε the float32 machine epsilon — a fixed number is right for one size and scale only"
+_FIXED = ("the count depends on the tolerance; the rule is max(N, M)·ε·σ₁, with ε the float32 machine epsilon — "
+          "a fixed number is right for one size and scale only")
 
 
 def _scale_free(call, args):

@@ -145,7 +145,8 @@ _BOOT = Exercise(
               "a percentile interval: the quantiles of the resampled means themselves, not mean ± 1.96 sd"),
     ],
     properties=[Property(_ordered), Property(_identity_draws), Property(_wider_at_higher_level)],
-    hint='reread notebook 06, section 5 "Variant − base, paired, with a bootstrap interval": the mean of each resample, then two quantiles of those means',
+    hint='reread notebook 06, section 5 "Variant − base, paired, with a bootstrap interval": the mean of each resample, '
+         'then two quantiles of those means',
     crash_hint="values is (n,), draws (B, n) long indices into values (values[draws] is (B, n)), level a float such as 0.95",
 )
 

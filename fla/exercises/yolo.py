@@ -184,8 +184,8 @@ def _row_by_row(call, args):
 _FP16 = Exercise(
     name="fp16-safe focus", entry="check_fp16_focus", reference=_fp16_focus, draw=_draw_fp16, args=("x", "p"),
     returns="an fp16 tensor of x's shape", watch=_no_float32,
-    extra={"watch_hint": "compute in fp16 throughout (no .float(), no float32 tensors): the exercise is to stay inside "
-                         "fp16's range, as the attention does under autocast"},
+    watch_hint="compute in fp16 throughout (no .float(), no float32 tensors): the exercise is to stay inside "
+               "fp16's range, as the attention does under autocast",
     wrong=[
         Wrong(_naive, "x**p overflows fp16 (largest number 65504) once x > 40 at p = 3: rescale each vector before the power — "
                       "f_p only sees the direction"),

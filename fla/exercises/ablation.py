@@ -8,13 +8,14 @@ import statistics
 
 import torch
 
+from .. import functional as Fn
 from ..experiments.stats import paired, sign_flip_p
-from ..experiments.stats import t_quantile as _t_by_bisection
+from ..experiments.stats import t_quantile as _student_t
 from .check import Draw, Exercise, Property, Verdict, Wrong, check, differs
 
 __all__ = ["check_paired_interval", "check_sign_flip_p", "check_answer_mass"]
 
-_t_quantile = functools.lru_cache(maxsize=256)(_t_by_bisection)  # the wrong answers ask for the same few quantiles often
+_t_quantile = functools.lru_cache(maxsize=256)(_student_t)  # the wrong answers ask for the same few quantiles often
 
 _SECTION = 'notebook 04, section 4 "Contrasts, paired by seed"'
 
@@ -247,11 +248,6 @@ def check_sign_flip_p(fn, seed: int | None = None) -> Verdict:
 
 # --- the answer mass
 
-def _answer_mass(weights, answer):
-    index = answer[None, :, None].expand(weights.shape[0], -1, 1)  # (heads, Q, 1): query i's answer cell
-    return weights.gather(-1, index)[..., 0].mean(dim=-1)
-
-
 def _weights(draw: Draw, heads: int, queries: int, n: int, dtype):
     w = draw.rand(heads, queries, n, dtype=dtype) ** 4
     return w / w.sum(dim=-1, keepdim=True), draw.randint(0, n, (queries,))
@@ -288,7 +284,7 @@ def _uniform_gives_one_over_n(call, args):
 
 
 _MASS = Exercise(
-    name="answer mass", entry="check_answer_mass", reference=_answer_mass, draw=_draw_mass, args=("weights", "answer"),
+    name="answer mass", entry="check_answer_mass", reference=Fn.answer_mass, draw=_draw_mass, args=("weights", "answer"),
     returns="a tensor (heads,) of the weights' dtype",
     wrong=[
         Wrong(lambda w, a: w[..., a].mean(dim=(-1, -2)), "each query has its own answer: weights[h, i, answer[i]], not every query's weight on every answer"),

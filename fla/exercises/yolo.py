@@ -4,14 +4,13 @@ from __future__ import annotations
 import torch
 
 from .. import functional as Fn
-from ..course.complexity import block_macs
 from .check import Draw, Exercise, Property, Verdict, Wrong, check
 
 __all__ = ["check_block_macs", "check_fp16_focus"]
 
 
 def _block_macs(h: int, w: int, c: int, heads: int, kappa: int) -> int:
-    return block_macs(h * w, c, heads, "linear", kappa)
+    return Fn.module_macs(h * w, c, heads, "linear", kappa)
 
 
 def _draw_blocks(draw: Draw):
@@ -78,7 +77,7 @@ _BLOCK = Exercise(
               "the normaliser φ(Q)·Σφ(K) costs N·d per head too"),
         Wrong(lambda h, w, c, heads, k: _block_macs(h, w, c, heads, k) - heads * (h * w) * (c // heads) ** 2,
               "the kv order costs 2N·d² per head: φ(K)ᵀV (N·d²) and φ(Q)(φ(K)ᵀV) (N·d²)"),
-        Wrong(lambda h, w, c, heads, k: Fn.projection_macs(h * w, c) + block_macs(h * w, c, heads, "softmax", k) - Fn.projection_macs(h * w, c),
+        Wrong(lambda h, w, c, heads, k: Fn.module_macs(h * w, c, heads, "softmax", k),
               "focused linear attention mixes in the kv order, linear in N: 2N·d² + N·d per head, not softmax's 2N²·d"),
     ],
     properties=[Property(_linear_in_tokens), Property(_dwc_term), Property(_projection_term)],

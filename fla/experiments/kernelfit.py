@@ -146,6 +146,7 @@ def fit(d: int, beta: float, kernel: str, p: float, lr: float, seeds, *, head: i
         test = [torch.Generator().manual_seed(s + 104729) for s in seeds]  # the held-out rows: never trained on
         phi = FeatureMap(head, d, kernel, p, init)
         opt = torch.optim.Adam(phi.parameters(), lr=lr)
+        loss = torch.full((len(seeds),), math.nan)  # the last training batch's KL per seed (none at 0 steps)
         for _ in range(steps):
             q, k = draw(data, groups, queries, keys, head)
             loss = kl_rows(targets(q, k, beta), rows(phi, q, k)).mean(dim=(1, 2))  # (S,)
@@ -269,7 +270,9 @@ def paired_interval(diffs, level: float = 0.95, seed: int = 0) -> dict:
     x = np.asarray(diffs, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0:
         m = float(np.median(x)) if len(x) else math.nan
-        return {"n": len(x), "median": m, "mean": m, "lo": m, "hi": m, "p_value": 1.0 if len(x) and m == 0 else math.nan}
+        # all differences equal: of the 2^n sign flips only the two of one sign are as extreme, unless they are 0
+        return {"n": len(x), "median": m, "mean": m, "lo": m, "hi": m,
+                "p_value": math.nan if not len(x) else 1.0 if m == 0 else min(1.0, 2 * 0.5 ** len(x))}
     rng = np.random.default_rng(seed)
     ci = stats.bootstrap((x,), np.median, confidence_level=level, n_resamples=9999, method="percentile", rng=rng)
     perm = stats.permutation_test((x,), np.mean, permutation_type="samples", n_resamples=9999, rng=rng)
@@ -481,14 +484,14 @@ def main(argv=None) -> int:
             loads.append(round(os.getloadavg()[0], 2))
 
     threading.Thread(target=watch, daemon=True).start()
-    rows = run_kernelfit(out, quick=args.quick, jobs=args.jobs, progress=True, log=lambda m: print(m, file=sys.stderr))
-    done.set()
-    loads.append(round(os.getloadavg()[0], 2))
-    try:
+    try:  # the code that runs: taken before, so that a commit made meanwhile is not recorded
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         commit = ""
+    rows = run_kernelfit(out, quick=args.quick, jobs=args.jobs, progress=True, log=lambda m: print(m, file=sys.stderr))
+    done.set()
+    loads.append(round(os.getloadavg()[0], 2))
     command = "python -m fla.experiments.kernelfit " + " ".join(argv if argv is not None else sys.argv[1:])
     (out / "provenance.json").write_text(json.dumps(provenance(started, cpu0, loads, commit, command), indent=1))
     plot(read_rows(out), out / "kernelfit.png")

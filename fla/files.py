@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["WriteError", "CorruptFile", "write_atomic", "write_csv", "read_csv", "read_json", "markdown_table",
-           "cannot_write"]
+           "cell", "cannot_write"]
 
 
 class WriteError(OSError):
@@ -118,6 +118,13 @@ def read_json(path, default=None):
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptFile(path, f"not JSON ({e})") from None
+
+
+def cell(x, digits: int = 3) -> str:
+    """One table cell: a float to ``digits`` decimals, "–" for a missing value (None, NaN), anything else as str."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
 def markdown_table(header: list[str], rows: list[list], numeric: bool = False) -> str:

@@ -157,17 +157,28 @@ class LinearAttention(_Attention):
     Parts, each one argument:
     - ``kernel``: phi = ReLU(x) + 1e-6 ("relu") or elu(x) + 1 ("elu").
     - ``focusing_factor`` p (keyword): phi_p(x) = f_p(phi(x) / softplus(s)), the focused kernel
-      (``fla.functional.focus`` over each token's full C-channel vector, before the head split,
-      as in the authors' code), with a learnable per-channel scale s (``self.scale``). ReLU kernel only.
+      (``fla.functional.focus``), with a learnable per-channel scale s (``self.scale``). ReLU kernel only.
+    - ``focus_over`` (keyword): which vector f_p normalises. "channels" (default, the authors' code):
+      each token's full C-channel vector, before the head split, so one head's large channels shrink
+      the other heads' features; "heads": each head's d channels on their own. Same parameters.
     - ``kernel_size`` k > 0 (odd): adds DWC(V), one depthwise k×k conv over the head_dim channels of
       V shared by all heads (``self.dwc``): it makes the equivalent attention matrix full rank
       (notebook 03). No bias: a constant per channel would be absorbed by the output projection's.
     - ``pos_encoding`` (keyword): a learned (C, pos_size) grid (``self.pos``), resized bilinearly to
       the key grid, added to K.
     - ``sr_ratio`` r > 1 (keyword): K and V from a strided conv + LayerNorm grid (H // r, W // r);
-      the DWC runs on that grid and is upsampled bilinearly to H × W.
+      the DWC runs on that grid and is upsampled bilinearly to H × W. (The authors' PVT module
+      instead interpolates V linearly along the flattened sequence to N tokens and runs the DWC on
+      the H × W grid: the same at r = 1, a different layer at r > 1.)
+    - ``guard`` (keyword): how a focused row is kept away from 0/0 (``fla.functional.GUARDS``):
+      "floor" (default) floors x**p at 1e-10 of its peak; "authors" leaves x**p bare and adds 1e-6
+      to each query's normaliser, as the authors' code does: with their weights copied, the module
+      then computes their output (to rounding, at sr_ratio = 1).
     Feature maps and aggregation run in fp32 whatever the input dtype; the output has the input dtype.
     """
+
+    # what a module pickled inside a checkpoint before these arguments existed computes
+    guard, focus_over = "floor", "channels"
 
     def __init__(
         self,
@@ -182,8 +193,14 @@ class LinearAttention(_Attention):
         pos_encoding: bool = False,
         pos_size: int | tuple[int, int] = 14,
         sr_ratio: int = 1,
+        focus_over: str = "channels",
+        guard: str = "floor",
     ):
         super().__init__(dim, num_heads, qkv_bias, sr_ratio)
+        if focus_over not in ("channels", "heads"):
+            raise ValueError(f"focus_over must be 'channels' or 'heads', got focus_over={focus_over!r}")
+        if guard not in Fn.GUARDS:
+            raise ValueError(f"guard must be one of {sorted(Fn.GUARDS)}, got guard={guard!r}")
         if kernel not in ("relu", "elu"):
             raise ValueError(f"kernel must be 'relu' or 'elu', got kernel={kernel!r}")
         if order not in ("auto", "kv", "qk"):
@@ -195,7 +212,7 @@ class LinearAttention(_Attention):
                 raise ValueError(f"focusing_factor p must be > 0, got p={focusing_factor}")
             if kernel != "relu":
                 raise ValueError(f"focusing applies to the ReLU kernel (paper §4.1), got kernel={kernel!r}")
-        self.kernel, self.order = kernel, order
+        self.kernel, self.order, self.focus_over, self.guard = kernel, order, focus_over, guard
         self.focusing_factor = None if focusing_factor is None else float(focusing_factor)
         self.scale = nn.Parameter(torch.zeros(dim)) if focusing_factor is not None else None
         d = self.head_dim
@@ -223,9 +240,15 @@ class LinearAttention(_Attention):
             phi = Fn.relu_kernel if self.kernel == "relu" else Fn.elu_kernel
             return phi(q), phi(k)
         scale = F.softplus(self.scale.to(q.dtype))[:, None]  # (C, 1): per channel of channel-first tokens
+        floor = Fn.GUARDS[self.guard][0]
+        if self.focus_over == "heads":  # f_p over each head's d channels: (B, heads, d, N), scale (heads, d, 1)
+            q, k, scale = q.unflatten(1, (self.num_heads, -1)), k.unflatten(1, (self.num_heads, -1)), scale.unflatten(0, (self.num_heads, -1))
         if fast:
-            return [kernels.focused_kernel(t, scale, self.focusing_factor, dim=-2) for t in (q, k)]
-        return [Fn.focus(Fn.relu_kernel(t).transpose(1, 2) / scale[:, 0], self.focusing_factor).transpose(1, 2) for t in (q, k)]
+            out = [kernels.focused_kernel(t, scale, self.focusing_factor, dim=-2, floor=floor) for t in (q, k)]
+        else:
+            out = [Fn.focus((Fn.relu_kernel(t) / scale).transpose(-2, -1), self.focusing_factor, floor).transpose(-2, -1)
+                   for t in (q, k)]
+        return [t.flatten(1, 2) for t in out] if self.focus_over == "heads" else out
 
     def mix(self, q, k, v):
         fast = not _exporting()
@@ -233,7 +256,7 @@ class LinearAttention(_Attention):
             phi_q, phi_k = self.features(q, k, fast)
             v = _wide(v)
             attend = kernels.linear_attention if fast else Fn.linear_attention
-            out = self._merge(attend(*self._heads(phi_q, phi_k, v), self.order))
+            out = self._merge(attend(*self._heads(phi_q, phi_k, v), self.order, Fn.GUARDS[self.guard][1]))
             if self.dwc is None:
                 return out
             return out.add_(self.dwc_term(v, q.shape[-2:], fast))  # in place: nothing saved the sum for backward
@@ -253,7 +276,7 @@ class LinearAttention(_Attention):
     def weights(self, q, k):
         """Row-normalised phi(Q) phi(K)^T per head, from the reference equations; without the DWC term (see ``dwc_matrix``)."""
         phi_q, phi_k = self._heads(*self.features(q, k, fast=False))
-        return Fn.normalise_rows(phi_q @ phi_k.transpose(-2, -1))
+        return Fn.normalise_rows(phi_q @ phi_k.transpose(-2, -1), Fn.GUARDS[self.guard][1])
 
     def dwc_matrix(self, height: int, width: int) -> torch.Tensor:
         """(head_dim, N, M): the DWC term as banded matrices, one per head channel (notebook 03).
@@ -270,12 +293,16 @@ class LinearAttention(_Attention):
         parts = [f"dim={self.dim}", f"num_heads={self.num_heads}", f"kernel={self.kernel}"]
         if self.focusing_factor is not None:
             parts.append(f"p={self.focusing_factor}")
+            if self.focus_over != "channels":
+                parts.append(f"focus_over={self.focus_over}")
         if self.dwc is not None:
             parts.append(f"kernel_size={self.dwc.kernel_size[0]}")
         if self.pos is not None:
             parts.append(f"pos={tuple(self.pos.shape[-2:])}")
         if self.sr_ratio > 1:
             parts.append(f"sr_ratio={self.sr_ratio}")
+        if self.guard != "floor":
+            parts.append(f"guard={self.guard}")
         return ", ".join(parts + [f"order={self.order}"])
 
 
@@ -288,6 +315,10 @@ class FocusedLinearAttention(LinearAttention):
 
     plus a learned positional encoding on K. ``kernel_size=0`` drops the DWC (the ablation's
     "linear + focusing"); ``LinearAttention(kernel_size=5)`` is "linear + DWC" without focusing.
+    ``fla.reference.forward`` is this forward written out in the paper's order, from the weights.
+    Against the authors' module: ``guard="authors"`` reproduces their normaliser, and with
+    ``sr_ratio`` > 1 the DWC runs on the reduced grid, where theirs interpolates V to N tokens first
+    (see ``LinearAttention``).
     """
 
     def __init__(
@@ -301,8 +332,11 @@ class FocusedLinearAttention(LinearAttention):
         sr_ratio: int = 1,
         order: str = "auto",
         qkv_bias: bool = True,
+        focus_over: str = "channels",
+        guard: str = "floor",
     ):
         if focusing_factor is None:
             raise ValueError("FocusedLinearAttention needs a focusing_factor p > 0 (LinearAttention has none)")
         super().__init__(dim, num_heads, "relu", order, qkv_bias, kernel_size, focusing_factor=focusing_factor,
-                         pos_encoding=pos_encoding, pos_size=pos_size, sr_ratio=sr_ratio)
+                         pos_encoding=pos_encoding, pos_size=pos_size, sr_ratio=sr_ratio, focus_over=focus_over,
+                         guard=guard)

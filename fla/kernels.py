@@ -46,7 +46,7 @@ def _norm(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class _FocusedKernel(torch.autograd.Function):
-    """focus((ReLU(x) + eps) / s, p) with the backward derived by hand.
+    """focus((ReLU(x) + eps) / s, p, floor) with the backward derived by hand.
 
     Autograd through ``fla.functional.focus`` keeps about eight N×C tensors and runs some twenty
     passes over them; here the forward works in place and keeps three, and the backward is one
@@ -59,15 +59,15 @@ class _FocusedKernel(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, s, p, eps, dim):
+    def forward(ctx, x, s, p, eps, dim, floor):
         u = torch.relu(x).add_(eps).div_(s)  # a, until divided by its peak below
         tiny = torch.finfo(u.dtype).tiny
         peak = u.amax(dim=dim, keepdim=True).clamp_min_(tiny)
         u.div_(peak)
         norm = _norm(u, dim).mul_(peak)  # ||a||
-        xp = u.pow(p).clamp_min_(Fn.FOCUS_FLOOR)
+        xp = u.pow(p).clamp_min_(floor)
         y = xp.mul_(norm / _norm(xp, dim).clamp_min_(tiny))
-        ctx.p, ctx.dim = p, dim
+        ctx.p, ctx.dim, ctx.floor = p, dim, floor
         ctx.save_for_backward(x, s, u, peak, y, norm)
         return y
 
@@ -85,17 +85,18 @@ class _FocusedKernel(torch.autograd.Function):
         c = torch.linalg.vecdot(gy, y, dim=dim).unsqueeze_(dim).div_(norm.square().clamp_min_(torch.finfo(u.dtype).tiny))
         g = torch.addcmul(gy, c, y, value=-1).mul_(y).div_(u).mul_(ctx.p / peak)
         # threshold_backward is ReLU's backward (g where input > threshold, else 0); bool masks are far slower on CPU.
-        g = torch.ops.aten.threshold_backward(g, u, _just_below(Fn.FOCUS_FLOOR ** (1 / ctx.p), u.dtype))  # clamp_min's mask
+        g = torch.ops.aten.threshold_backward(g, u, _just_below(ctx.floor ** (1 / ctx.p), u.dtype))  # clamp_min's mask
         g.addcmul_(c * peak, u)  # dL/da
         gs = None
         if ctx.needs_input_grad[1]:  # −Σ_tokens dL/da · u · m / s; s broadcast over the tokens, so summed back to its shape
             gs = (g * u).mul_(peak).sum_to_size(s.shape).div_(s).neg_()
         gx = torch.ops.aten.threshold_backward(g.div_(s), x, 0) if ctx.needs_input_grad[0] else None
-        return gx, gs, None, None, None
+        return gx, gs, None, None, None, None
 
 
-def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 1e-6, dim: int = -1) -> torch.Tensor:
-    """FLA's focused feature map; equals ``functional.focus(functional.relu_kernel(x, eps) / scale, p)``.
+def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 1e-6, dim: int = -1,
+                   floor: float = Fn.FOCUS_FLOOR) -> torch.Tensor:
+    """FLA's focused feature map; equals ``functional.focus(functional.relu_kernel(x, eps) / scale, p, floor)``.
 
     About half the time and memory of autograd through the reference for fwd+bwd (see
     ``_FocusedKernel``). Each token's vector runs along ``dim``: x is (..., C) by default; the
@@ -108,11 +109,11 @@ def focused_kernel(x: torch.Tensor, scale: torch.Tensor, p: float, eps: float = 
     Fn.check_p(p)
     wide = torch.promote_types(x.dtype, torch.float32)
     with without_autocast(x):
-        return _FocusedKernel.apply(x.to(wide), scale.to(wide), float(p), eps, dim).to(x.dtype)
+        return _FocusedKernel.apply(x.to(wide), scale.to(wide), float(p), eps, dim, float(floor)).to(x.dtype)
 
 
-def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = "auto") -> torch.Tensor:
-    """Equals ``functional.linear_attention(q, k, v, order)``, summed in fp32 and laid out for the CPU.
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = "auto", eps: float = 0.0) -> torch.Tensor:
+    """Equals ``functional.linear_attention(q, k, v, order, eps)``, summed in fp32 and laid out for the CPU.
 
     The sums over M keys grow with M, so fp16/bf16 inputs are summed in fp32 (the result has q's
     dtype). Computed transposed, (dv, N) per head: the division by each query's normaliser then
@@ -126,7 +127,7 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: s
     q_t = q.transpose(-2, -1)
     numerator_t = (k.transpose(-2, -1) @ v).transpose(-2, -1) @ q_t if order == "kv" else v.transpose(-2, -1) @ (k @ q_t)
     normaliser_t = k.sum(dim=-2, keepdim=True) @ q_t  # (..., 1, N): q_i · sum_j k_j
-    return (numerator_t / normaliser_t).transpose(-2, -1).to(dtype)
+    return (numerator_t / (normaliser_t + eps)).transpose(-2, -1).to(dtype)
 
 
 class _DepthwiseConv(torch.autograd.Function):

@@ -9,7 +9,7 @@ import torch
 from fla import FocusedLinearAttention, measure
 from fla.experiments import bench
 from helpers import cli, run_fla
-from reference import dense_reference
+from fla.reference import dense_reference
 
 
 def _positive_qk(ours: FocusedLinearAttention) -> None:

@@ -44,6 +44,21 @@ def test_focused_kernel_equals_focus_of_relu_kernel(p, dtype):
         _assert_close(ours, reference, dtype)
 
 
+@pytest.mark.parametrize("p", [1.0, 3.0])
+def test_focused_kernel_without_the_floor_equals_the_bare_equation(p):
+    """floor=0 (the authors' guard): values and gradients equal focus(..., floor=0), and the floor changes them."""
+    torch.manual_seed(0)
+    x, s = _leaves(torch.randn(3, 20, 16, dtype=torch.double) * 5, torch.rand(16, dtype=torch.double) + 0.5, dtype=torch.double)
+    gy = torch.randn(3, 20, 16, dtype=torch.double)
+    fast = kernels.focused_kernel(x, s, p, floor=0.0)
+    plain = Fn.focus(Fn.relu_kernel(x) / s, p, floor=0.0)
+    torch.testing.assert_close(fast, plain)
+    for ours, reference in zip(_grads(fast, (x, s), gy), _grads(plain, (x, s), gy)):
+        torch.testing.assert_close(ours, reference)
+    if p > 1:  # ReLU's zeros (+ 1e-6) raised to p = 3 fall below the floor
+        assert not torch.allclose(fast, kernels.focused_kernel(x, s, p), rtol=1e-3, atol=0)
+
+
 def test_focused_kernel_along_the_channel_dim_of_channel_first_tokens():
     """The modules call it on (B, C, N) with dim=-2 and a (C, 1) scale: the same map as on (B, N, C)."""
     torch.manual_seed(0)

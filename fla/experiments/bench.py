@@ -217,7 +217,7 @@ def write_rows(rows: list[dict], path) -> Path:
     return path
 
 
-def _fmt(v) -> str:
+def _short_number(v) -> str:
     return "-" if v is None else f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
@@ -229,8 +229,8 @@ def print_table(rows: list[dict], file=None) -> None:
     for r in rows:
         ref = ours.get((r["H"], r["W"]), {}).get("fwdbwd_ms")
         speedup = r["fwdbwd_ms"] / ref if ref and r["fwdbwd_ms"] else None
-        print(f"{r['impl']:8} {r['H']:>4}x{r['W']:<4} {r['N']:>6} {_fmt(r['fwd_ms']):>9} {_fmt(r['fwdbwd_ms']):>11} "
-              f"{('-' if speedup is None else f'{speedup:.2f}x'):>13} {_fmt(r['peak_mb']):>9}", file=file)
+        print(f"{r['impl']:8} {r['H']:>4}x{r['W']:<4} {r['N']:>6} {_short_number(r['fwd_ms']):>9} {_short_number(r['fwdbwd_ms']):>11} "
+              f"{('-' if speedup is None else f'{speedup:.2f}x'):>13} {_short_number(r['peak_mb']):>9}", file=file)
     for r in rows:
         if r.get("note"):
             print(f"note: {r['note']}", file=file)

@@ -3,8 +3,8 @@
 Read ``fla.functional`` for the math (notebooks 01-03 call it); this module is how the attention
 modules make that math cheap in training. Each function names the reference it equals, and
 ``tests/test_kernels.py`` compares values and gradients with it in float64, fp32 and bf16.
-Every backward here is deterministic on CUDA too (no op of ``torch.use_deterministic_algorithms``'
-nondeterministic list runs), so a seeded training run repeats exactly.
+Every backward here is deterministic on CUDA under ``torch.use_deterministic_algorithms`` (which
+ultralytics' ``deterministic=True`` turns on), so a seeded training run repeats there too.
 The modules take these paths except under ONNX export or tracing (custom autograd Functions
 have no ONNX form), where they run the reference equations instead. ``python -m fla bench``
 times the module that uses them (docs/benchmark.md).

@@ -19,7 +19,6 @@ from fla.cli import main
 from fla.experiments.stats import Detections
 from fla.runtime import cpu_threads
 from fla.yolo import VARIANTS
-from fla.yolo.patches import amp_check_offline
 
 from conftest import REPO, SHARED
 from helpers import cli, detections, read_csv
@@ -222,20 +221,6 @@ def test_best_checkpoint_reloads_and_predicts_in_a_fresh_process(quick_run):
     assert int(out.stdout.split()[1]) > 0
 
 
-def test_amp_check_never_downloads(monkeypatch, tmp_path):
-    import torch
-    from ultralytics import utils
-
-    monkeypatch.setattr(utils, "WEIGHTS_DIR", tmp_path)  # yolo26n.pt absent: the real check would download it
-    calls = []
-    check = amp_check_offline(lambda model: calls.append(model) or "real")
-    on_gpu = torch.nn.Linear(1, 1, device="meta")  # any non-CPU device stands for the GPU here
-    assert check(on_gpu) is True and calls == []
-    assert check(torch.nn.Linear(1, 1)) == "real"  # CPU: the real check (it returns False before any download)
-    (tmp_path / "yolo26n.pt").touch()
-    assert check(on_gpu) == "real"
-
-
 def _row(variant, seed, map50, s, test=math.nan, epochs=T.report.TIMED_EPOCHS):
     return dict(variant=variant, seed=seed, epochs=epochs, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
                 precision=0.5, recall=0.5, params=1_000_000, gflops=8.0, s_per_epoch=s, test_map50=test,
@@ -338,3 +323,35 @@ def test_a_full_run_on_the_cpu_says_what_starts_and_how_long(tmp_path, monkeypat
     out = cli("train", "--data", yaml, "--variants", "base", "neck_fla", "--out", tmp_path / "runs")
     assert out.returncode == 0
     assert out.stderr.startswith("fla train: 2 runs (base neck_fla × seed 0) of 100 epochs at 640 px on the CPU: about ")
+
+
+def test_test_split_is_scored_in_the_precision_the_val_split_was(monkeypatch, tmp_path):
+    """On a GPU with AMP ultralytics' final validation reloads best.pt in fp16 (``quantize=16``): the test scoring
+    asks for the same, so a val − test gap holds no change of precision; on a CPU both stay fp32."""
+    import types
+
+    import ultralytics
+
+    from fla.experiments.training import runs
+
+    calls = []
+
+    class Recorded:
+        def __init__(self, weights):
+            self.weights = weights
+
+        def add_callback(self, *args):
+            pass
+
+        def val(self, **kwargs):
+            calls.append(kwargs)
+            return types.SimpleNamespace(box=types.SimpleNamespace(map50=0.5, map=0.25, mp=0.4, mr=0.3))
+
+    monkeypatch.setattr(ultralytics, "YOLO", Recorded)
+    monkeypatch.setattr(runs, "has_split", lambda data, split: True)
+    for half in (True, False):
+        row = runs.score_test(tmp_path, tmp_path / "data.yaml", imgsz=160, device="0" if half else "cpu", half=half)
+        assert row["test_map50"] == 0.5
+    assert [c["quantize"] for c in calls] == [16, None]
+    trainer = lambda quantize: types.SimpleNamespace(validator=types.SimpleNamespace(args=types.SimpleNamespace(quantize=quantize)))
+    assert runs.validated_in_fp16(trainer(16)) and not runs.validated_in_fp16(trainer(None))

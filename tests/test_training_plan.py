@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from fla.experiments.training.plan import (BUDGET_MIN, CPU_S_PER_EPOCH_320, GPU_S_PER_EPOCH_640, Hardware, plan_for,
-                                           seconds_per_epoch)
+from fla.experiments.training.plan import (BUDGET_MIN, CPU_S_PER_EPOCH_320, GPU_S_PER_EPOCH_640, Hardware,
+                                           epoch_seconds, hardware, plan_for, replan, seconds_per_epoch)
 from fla.experiments.training.power import chi2_quantile, detectable_t, sd_interval, t_quantile
 from fla.experiments.stats import detectable
 
@@ -64,6 +64,41 @@ def test_unknown_experiment_or_device_is_refused():
         plan_for(CPU2, "everything")
     with pytest.raises(ValueError, match="device"):
         plan_for(Hardware("tpu", 2))
+
+
+def test_a_gpu_seen_by_torch_gets_the_gpu_plan(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
+    hw = hardware()
+    assert hw.device == "cuda" and hw.gpu == "Tesla T4"
+    assert plan_for(hw).imgsz == 640 and "Tesla T4" in plan_for(hw).how
+
+
+def test_gpu_plan_replans_when_its_first_run_was_slower_than_estimated():
+    """The 5 s/epoch on a GPU is an assumption: after the first run the measured pace decides the epochs."""
+    p = plan_for(T4)
+    estimate = seconds_per_epoch(T4, p.imgsz)[0]
+    assert replan(p, T4, estimate) == p and replan(p, T4, estimate / 2) == p  # as fast as estimated or faster: kept
+    slow = replan(p, T4, 3 * estimate)
+    assert slow.epochs < p.epochs and slow.minutes <= BUDGET_MIN["cuda"] and slow.runs == p.runs
+    assert f"{3 * estimate:.1f} s/epoch measured" in slow.how
+    per_run = 0.8 * BUDGET_MIN["cuda"] * 60 / len(p.runs) - 60  # one more epoch would pass 80% of the budget
+    assert slow.epochs * 3 * estimate <= per_run < (slow.epochs + 1) * 3 * estimate
+    full = plan_for(T4, "full")
+    assert replan(full, T4, 3 * estimate).epochs == full.epochs  # the protocol's epochs; only the estimate grows
+    assert replan(full, T4, 3 * estimate).minutes > full.minutes
+    assert replan(plan_for(CPU2), CPU2, 2 * CPU_S_PER_EPOCH_320).epochs < plan_for(CPU2).epochs
+
+
+def test_epoch_seconds_are_whole_epochs_from_ultralytics_log():
+    """ultralytics' ``time`` column is the seconds elapsed at each epoch's end, validation included: the same
+    kind of figure as the plan's estimate (results.csv's s_per_epoch is the training pass alone)."""
+    log = [{"epoch": 1.0, "time": 14.0}, {"epoch": 2.0, "time": 24.0}, {"epoch": 3.0, "time": 36.0}]
+    assert epoch_seconds(log) == 12.0
+    with pytest.raises(ValueError, match="no epoch log"):
+        epoch_seconds([])
 
 
 def test_t_and_chi_square_quantiles():

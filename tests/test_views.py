@@ -24,6 +24,7 @@ from fla.course.views import (
     entropy_curve,
     focusing_pairs,
     focusing_view,
+    query_scale_rows,
     rank_over_dim,
     rank_view,
     temperature_curve,
@@ -156,6 +157,20 @@ def test_focusing_pairs_proposition_1_is_an_existence_claim():
     assert 0.02 < at3["same_less_similar"] < 0.2  # a real share of same-argmax pairs get LESS similar at p = 3
     assert at30["same_less_similar"] < at3["same_less_similar"] / 3  # ... and fewer as p grows (limit: all more similar)
     assert at30["different_more_similar"] < at3["different_more_similar"]
+
+
+def test_query_scale_homogeneous_features_give_q_and_lambda_q_the_same_row_a_bias_does_not(tokens):
+    lambdas = [0.25, 1.0, 4.0]
+    r = query_scale_rows(tokens, 7 * 14 + 7, lambdas, p=3.0, bias=-0.5)
+    assert r["linear"]["change"] < 1e-6 and r["focused"]["change"] < 1e-6
+    assert r["linear + bias"]["change"] > 1e-2 and r["softmax"]["change"] > 1e-1
+    assert np.all(np.diff(r["softmax"]["entropy"]) < 0)  # λ is softmax's inverse temperature
+    x = token_rows(tokens)
+    phi = lambda t: Fn.relu_kernel(t - 0.5)  # noqa: E731
+    by_hand = phi(x) @ phi(4.0 * x[7 * 14 + 7])
+    np.testing.assert_allclose(r["linear + bias"]["rows"][2], (by_hand / by_hand.sum()).numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match="contain 1"):
+        query_scale_rows(tokens, 0, [2.0])
 
 
 def test_focusing_view_text_reports_the_chosen_kernel(tokens):

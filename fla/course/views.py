@@ -27,6 +27,7 @@ __all__ = [
     "entropy_curve",
     "temperature_curve",
     "focusing_pairs",
+    "query_scale_rows",
     "plot_focusing",
     "dwc_kernels",
     "RankView",
@@ -156,6 +157,33 @@ def focusing_pairs(p: float, n_pairs: int = 100_000, dim: int = 4, seed: int = 0
         "same_less_similar": float((after < before)[same].double().mean()),
         "different_more_similar": float((after > before)[~same].double().mean()),
     }
+
+
+@torch.no_grad()
+def query_scale_rows(tokens: torch.Tensor, query: int, lambdas, p: float = 3.0, bias: float = -0.5) -> dict:
+    """Row ``query`` of attention when that query is multiplied by λ (keys unchanged), for each λ (notebook 02).
+
+    kind -> {"rows": (len(lambdas), N), "entropy": (len(lambdas),), "change": max |row(λ) − row(1)| over
+    the λ}. Kinds: softmax (logits λ q·k/√d: λ is its temperature), ReLU linear and focused (exponent p) —
+    positively homogeneous features, φ(λq) = λφ(q), so λ cancels in the row and q, λq get the same weights:
+    the map from a query to its row is not injective (Han et al., NeurIPS 2024) — and ReLU with a
+    ``bias`` b added to every channel, φ(x) = ReLU(x + b) + 1e-6, no longer homogeneous, whose row moves with λ.
+    """
+    x = token_rows(tokens)
+    q, lambdas = x[query], [float(t) for t in lambdas]
+    if 1.0 not in lambdas:
+        raise ValueError("lambdas must contain 1 (the query as it is), the row the others are compared with")
+    feats = {
+        "linear": Fn.relu_kernel,
+        "focused": lambda t: Fn.focus(Fn.relu_kernel(t), p),
+        "linear + bias": lambda t: Fn.relu_kernel(t + bias),
+    }
+    out = {"softmax": torch.stack([torch.softmax(t * q @ x.T * x.shape[1] ** -0.5, dim=-1) for t in lambdas])}
+    for kind, phi in feats.items():
+        out[kind] = torch.stack([Fn.normalise_rows(phi(x) @ phi(t * q)) for t in lambdas])
+    one = lambdas.index(1.0)
+    return {k: {"rows": r.numpy(), "entropy": Fn.row_entropy(r).numpy(), "change": float((r - r[one]).abs().max())}
+            for k, r in out.items()}
 
 
 def plot_focusing(view: FocusView, image: np.ndarray):

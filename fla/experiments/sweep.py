@@ -82,10 +82,10 @@ class Sweep:
         write_csv(self.csv, list(self.columns), self.rows)
         write_atomic(self.markdown, markdown if markdown is not None else self.summary(self.rows))
 
-    def record(self, row: dict) -> None:
-        """Keep ``row`` (replacing the row of the same run) and write the folder's files."""
-        key = self.key_of(row)
-        self.rows = [r for r in self.rows if self.key_of(r) != key] + [row]
+    def record(self, *rows: dict) -> None:
+        """Keep ``rows`` (each replacing the row of the same run) and write the folder's files once."""
+        keys = {self.key_of(row) for row in rows}
+        self.rows = [r for r in self.rows if self.key_of(r) not in keys] + list(rows)
         if self._unrecorded:
             self.out.mkdir(parents=True, exist_ok=True)
             write_atomic(self.out / SETTINGS, json.dumps({**self._recorded(), **self.settings}, indent=1))

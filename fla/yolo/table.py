@@ -67,7 +67,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             hooks.append(mod.register_forward_pre_hook(lambda m, inp, name=name: seen.update({name: inp[0].shape})))
     _count_cpu_sdpa()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, h, w))
+        net(torch.zeros(1, 3, h, w, device=next(net.parameters()).device))  # on the model's device, GPU included
     for hook in hooks:
         hook.remove()
     counts = counter.get_flop_counts()
@@ -158,7 +158,8 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
 
 
 def _fused(net):
-    net = copy.deepcopy(net).float().eval()
+    """A fused fp32 copy on the CPU, where the latencies are measured (beside ONNX Runtime's CPU provider)."""
+    net = copy.deepcopy(net).float().cpu().eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net.fuse()

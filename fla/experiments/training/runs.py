@@ -11,6 +11,9 @@ never takes part in the choice.
 - ``s_per_epoch`` is the mean wall time of the training pass of an epoch, without the first epoch
   when there are more (it pays one-off warm-up), and without validation and checkpointing
   (validating a barely trained detector is dominated by NMS over junk boxes, not by the model).
+- The test split is scored in the precision ultralytics' final validation scored the val split: on a GPU
+  with AMP it reloads ``best.pt`` in fp16 (``quantize=16``), so the test does too, and the val − test gap
+  holds no change of precision; on a CPU both are fp32.
 - ``params`` and ``gflops`` are those of the trained model (2 classes) at 640×640, ultralytics'
   yardstick, whatever size it was trained at.
 """
@@ -27,13 +30,13 @@ import torch
 from ...runtime import cpu_threads, pick_device, torch_threads, ultralytics_device
 from ...yolo import TransferTrainer, model_summary, model_yaml
 from ...yolo.datasets import has_split
-from ...yolo.patches import offline_amp_check
+from ...yolo.amp import offline_amp_check
 from ..stats import Detections
 from ..sweep import Sweep
 from . import report
 from .folders import COLUMNS, DETECTIONS, KEY, TEST_COLUMNS, run_dir
 
-__all__ = ["QUICK", "FULL", "train_detector", "evaluate", "score_test", "start_of", "sweep", "train_all"]
+__all__ = ["QUICK", "FULL", "train_detector", "validated_in_fp16", "evaluate", "score_test", "start_of", "sweep", "train_all"]
 
 #: what ``--quick`` means: one CPU epoch on small images (about 5 s a variant on 2 cores).
 QUICK = {"epochs": 1, "imgsz": 160, "bootstrap": 200}
@@ -101,8 +104,14 @@ def train_detector(variant: str, seed: int, data, out, *, epochs: int, imgsz: in
         "device": torch.cuda.get_device_name(0) if device != "cpu" else f"cpu ({threads} threads)",
         "map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr),
         "params": cost["params"], "gflops": cost["gflops"], "s_per_epoch": statistics.mean(seconds[1:] or seconds),
-        **score_test(save, data, imgsz=imgsz, batch=batch, device=device),
+        **score_test(save, data, imgsz=imgsz, batch=batch, device=device, half=validated_in_fp16(model.trainer)),
     }
+
+
+def validated_in_fp16(trainer) -> bool:
+    """Whether ultralytics' final validation ran in fp16: it records the precision it used in ``quantize``
+    (16 on a GPU with AMP, after the AMP check; None on a CPU)."""
+    return getattr(trainer.validator.args, "quantize", None) == 16
 
 
 def _recording_validator(records: list):
@@ -127,10 +136,11 @@ def _recording_validator(records: list):
 
 
 def evaluate(weights, data, *, split: str = "test", imgsz: int, batch: int = 16, device: str = "cpu",
-             save_dir=None) -> tuple[dict, Detections]:
+             save_dir=None, half: bool = False) -> tuple[dict, Detections]:
     """Score a checkpoint on one split with ultralytics' validator (``model.val``: conf 0.001, NMS, matching at
     IoU 0.50:0.95) and return its metrics (``map50, map50_95, precision, recall``) and its per-image
-    ``fla.experiments.stats.Detections``. Plots and logs go to ``save_dir`` (default: ``<weights folder>/../<split>``)."""
+    ``fla.experiments.stats.Detections``. Plots and logs go to ``save_dir`` (default: ``<weights folder>/../<split>``).
+    ``half``: the model in fp16 (``quantize=16``; on a GPU only, ultralytics keeps fp32 on a CPU)."""
     from ultralytics import YOLO
 
     records = []
@@ -140,20 +150,22 @@ def evaluate(weights, data, *, split: str = "test", imgsz: int, batch: int = 16,
     model.add_callback("on_val_start", lambda v: torch.set_num_threads(threads) if str(device) == "cpu" else None)
     with torch_threads(None):
         box = model.val(validator=_recording_validator(records), data=str(data), split=split, imgsz=imgsz, batch=batch,
-                        device=device, plots=False, verbose=False, workers=0, project=str(save_dir.parent.resolve()),
+                        device=device, quantize=16 if half else None, plots=False, verbose=False, workers=0,
+                        project=str(save_dir.parent.resolve()),
                         name=save_dir.name, exist_ok=True).box
     metrics = {"map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
     return metrics, Detections.from_images(records)
 
 
-def score_test(run, data, *, imgsz: int, batch: int = 16, device: str = "cpu") -> dict:
-    """The ``test_*`` columns of a finished run folder: its ``best.pt`` (chosen on val) scored on the test split;
-    the matched predictions are saved to ``<run>/test_detections.npz``. NaN when ``data`` has no test split."""
+def score_test(run, data, *, imgsz: int, batch: int = 16, device: str = "cpu", half: bool = False) -> dict:
+    """The ``test_*`` columns of a finished run folder: its ``best.pt`` (chosen on val) scored on the test split,
+    in fp16 when ``half`` (as the val split was, on a GPU with AMP); the matched predictions are saved to
+    ``<run>/test_detections.npz``. NaN when ``data`` has no test split."""
     if not has_split(data, "test"):
         print(f"{data} has no test split: test columns left empty (fla data get fetches the current subset)")
         return dict.fromkeys(TEST_COLUMNS, math.nan)
     metrics, detections = evaluate(Path(run) / "weights" / "best.pt", data, split="test", imgsz=imgsz, batch=batch,
-                                   device=device, save_dir=Path(run) / "test")
+                                   device=device, save_dir=Path(run) / "test", half=half)
     detections.save(Path(run) / DETECTIONS)
     return {f"test_{k}": v for k, v in metrics.items()}
 

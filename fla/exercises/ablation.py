@@ -248,6 +248,10 @@ def check_sign_flip_p(fn, seed: int | None = None) -> Verdict:
 
 # --- the answer mass
 
+def _answer_mass(weights, answer):
+    return Fn.answer_mass(weights, answer).mean(dim=-1)  # (heads, Q) per query -> per head, the mean over queries
+
+
 def _weights(draw: Draw, heads: int, queries: int, n: int, dtype):
     w = draw.rand(heads, queries, n, dtype=dtype) ** 4
     return w / w.sum(dim=-1, keepdim=True), draw.randint(0, n, (queries,))
@@ -284,7 +288,7 @@ def _uniform_gives_one_over_n(call, args):
 
 
 _MASS = Exercise(
-    name="answer mass", entry="check_answer_mass", reference=Fn.answer_mass, draw=_draw_mass, args=("weights", "answer"),
+    name="answer mass", entry="check_answer_mass", reference=_answer_mass, draw=_draw_mass, args=("weights", "answer"),
     returns="a tensor (heads,) of the weights' dtype",
     wrong=[
         Wrong(lambda w, a: w[..., a].mean(dim=(-1, -2)), "each query has its own answer: weights[h, i, answer[i]], not every query's weight on every answer"),

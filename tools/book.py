@@ -8,6 +8,8 @@
   show through a plain range input (``fla.course.static``).
 - An executed notebook is kept under ``OUT/executed/`` with a key over its source, its mode and the package's
   code: a rebuild re-executes only what changed.
+- The glossary and the notation table (``docs/``) are pages of the book too; the notebooks' links to them on GitHub
+  point to those pages there.
 - Pages: ``OUT/html/index.html``. Offline throughout; nothing is fetched.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 QUICK_IN_BOOK = {"04", "06"}  # these read the shipped full runs; their full mode retrains for hours
+REFERENCE = ["glossary", "notation"]  # docs/NAME.md, pages of the book after the notebooks
+# the notebooks link the reference pages on GitHub (so that the links work in JupyterLab and Colab); the book links its own
+REFERENCE_URL = re.compile(r"https://github\.com/fla-teach/fla/blob/[^/\s)]+/docs/(" + "|".join(REFERENCE) + r")\.md")
 
 
 def _key(path: Path, quick: bool, package: Path = REPO / "fla") -> str:
@@ -91,10 +97,16 @@ def main(argv=None) -> int:
         print(f"{path.name}: executing in {'quick' if quick else 'full'} mode ...", flush=True)
         seconds = execute(path, executed, quick)
         print(f"{path.name}: {'executed in %.0f s' % seconds if seconds else 'unchanged, kept'}", flush=True)
-        shutil.copy(executed, src / path.name)
+        nb = nbformat.read(executed, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = REFERENCE_URL.sub(r"\1.md", cell.source)
+        nbformat.write(nb, src / path.name)
         meta = nbformat.read(executed, as_version=4).metadata["fla_book"]
         lines.append(f"- `{path.name}`: {meta['mode']} mode, executed in {meta['seconds']:.0f} s")
         times[path.name[:2]] = f"{meta['seconds']:.0f} s, {meta['mode']} mode"
+    for name in REFERENCE:
+        shutil.copy(REPO / "docs" / f"{name}.md", src / f"{name}.md")
     index = (REPO / "book" / "index.md").read_text()
     index = index.replace("NOTEBOOKS", "\n".join(p.stem for p in paths))
     for n in range(1, 10):

@@ -8,11 +8,14 @@ The rule (``tests/test_prose_numbers.py`` applies it to the notebooks executed i
   percent sign, ``10^{-4}`` and ``1e-4``, inside formulas too. Not checked: code spans and code blocks (names),
   link targets, HTML tags, numbers glued to letters (P3, yolov8n, fp16, float32, 2N), exponents and subscripts
   (``N^2``, ``D_0``), references (Eq. 4, Eqs. 10–11, §3.1, Section 2, notebook 02, Fig. 5, Appendix B,
-  exercise 2, arXiv ids), list and exercise numbers, the "Further reading" section, and the **Time:** sentence
-  (``test_header_times_are_the_readmes`` checks it against the README's time table instead).
+  exercise 2, arXiv ids), list numbers, citation years, the **Time:** sentence
+  (``test_header_times_are_the_readmes`` checks it against the README's time table instead), and two
+  sections: "Further reading", and "Exercises", whose numbers are the problems' givens and the answers
+  derived from them (the exercises' checkers test those), not quotes of outputs.
 - **Beside it.** The outputs and the code of the code cells of the same section (a ``## `` heading up to the
   next); a section without code cells (the introduction, takeaways, exercises, solutions, appendices without
-  code) is checked against the whole notebook. Widgets' texts count as the output of the cell that shows them.
+  code) is checked against the whole notebook. The outputs of the introduction's cells (N, d, the device: the
+  notebook's givens) count as beside every section. Widgets' texts count as the output of the cell that shows them.
 - **Within rounding.** A quoted number matches a printed one rounded to the quoted digits (2.5 matches 2.47,
   0.2 matches 0.203, 80 matches 79.6); after "about", "≈", "~", "roughly", "nearly" or "almost" within 10 %.
   Signs are ignored.
@@ -195,10 +198,9 @@ def unmatched(nb, allowed=()) -> list[Quote]:
     missing = []
     for block in blocks:
         title = block["title"].lower()
-        if title.startswith("## further reading"):
+        if title.startswith(("## further reading", "## exercises")):
             continue
-        own = block["code"] and not title.startswith("## exercises")  # exercises' cells print only the checkers' verdicts
-        printed = (numbers_of(block["code"]) + givens) if own else everywhere
+        printed = (numbers_of(block["code"]) + givens) if block["code"] else everywhere
         for i, text in block["prose"]:
             missing += [q for q in quotes(text, i) if not matches(q, printed) and not is_allowed(q, allowed)]
     return missing

@@ -1,6 +1,6 @@
 """Where the cost of attention goes: counts, wall-clock and peak memory over the number of tokens (notebook 01).
 
-The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``), the counters
+The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``, ``module_macs``), the counters
 in ``fla.flops`` and the timing and memory primitives in ``fla.measure``; this module lines them up
 over N, so the notebook only prints and plots.
 """
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as Fn
-from ..flops import count_flops
+from ..flops import count_flops, formula_macs
 from ..measure import peak_memory_mb, time_impls
 from ..runtime import torch_threads
 
@@ -34,19 +34,6 @@ __all__ = [
 YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
 #: DeiT / ViT-B at 224²: 14×14 patches, 64 channels per head.
 DEIT = {"N": 196, "d": 64}
-
-
-def block_macs(n: int, dim: int, heads: int, kind: str = "linear", kernel_size: int = 0) -> int:
-    """Multiply-adds of one attention module on n tokens: the four dim×dim projections + the token mixing of
-    every head + a κ×κ DWC on V (κ = kernel_size, 0: none), biases not counted (notebooks 01, 05)."""
-    return Fn.projection_macs(n, dim) + heads * Fn.attention_macs(n, dim // heads, kind) + n * dim * kernel_size**2
-
-
-def _formula_macs(module, n: int) -> int:
-    """``block_macs`` of an attention module of ``fla.attention``."""
-    kind = "softmax" if type(module).__name__ == "SoftmaxAttention" else "linear"
-    dwc = getattr(module, "dwc", None)
-    return block_macs(n, module.dim, module.num_heads, kind, dwc.kernel_size[0] if dwc is not None else 0)
 
 
 def count_table(modules: dict, sides) -> list[dict]:
@@ -72,7 +59,7 @@ def count_table(modules: dict, sides) -> list[dict]:
                     "heads": module.num_heads,
                     "FlopCounterMode": count_flops(module, x),
                     "thop (x2)": 2 * int(macs),
-                    "formula": 2 * _formula_macs(module, n),
+                    "formula": 2 * formula_macs(module, x),
                 }
             )
     return rows

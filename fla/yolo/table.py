@@ -49,14 +49,14 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
     assumed), ``tokens`` N, ``dim`` C, ``heads``, ``flops`` (FlopCounterMode: 2 per multiply-add, its
     projections and token mixing) — and the FLOPs of the whole forward counted the same way.
     For focused linear attention also ``projection_flops``, the four C×C projections by formula,
-    and ``softmax_flops``, what softmax attention with the same projections would cost there (notebook 05).
+    and ``softmax_flops``, what softmax attention with the same projections and key grid would cost there (notebook 05).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from ..attention import FocusedLinearAttention
     from ..flops import _count_cpu_sdpa
-    from ..functional import attention_macs, projection_macs
+    from ..functional import module_macs, projection_macs
 
     net = getattr(model, "model", model)
     net = copy.deepcopy(net).float().eval()
@@ -67,7 +67,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             hooks.append(mod.register_forward_pre_hook(lambda m, inp, name=name: seen.update({name: inp[0].shape})))
     _count_cpu_sdpa()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, h, w))
+        net(torch.zeros(1, 3, h, w, device=next(net.parameters()).device))  # on the model's device, GPU included
     for hook in hooks:
         hook.remove()
     counts = counter.get_flop_counts()
@@ -84,7 +84,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             sr = getattr(mod, "sr_ratio", 1)
             m = (mh // sr) * (mw // sr)
             row["projection_flops"] = 2 * projection_macs(n, c, m)
-            row["softmax_flops"] = row["projection_flops"] + 2 * heads * attention_macs(n, c // heads, "softmax", m=m)
+            row["softmax_flops"] = 2 * module_macs(n, c, heads, "softmax", m=m, sr_ratio=sr)
         rows.append(row)
     return rows, counter.get_total_flops()
 
@@ -158,7 +158,8 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
 
 
 def _fused(net):
-    net = copy.deepcopy(net).float().eval()
+    """A fused fp32 copy on the CPU, where the latencies are measured (beside ONNX Runtime's CPU provider)."""
+    net = copy.deepcopy(net).float().cpu().eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net.fuse()

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import itertools
 import json
 import os
 
-from ..figures import PAGE_WIDTH
+from ..figures import PAGE_WIDTH, figure_bytes
 
 __all__ = ["BOOK", "FRAMES", "OPTIONS", "PAGE_PX", "building_book", "grid", "figure_bytes", "frames", "readout",
            "slider_html", "left_out", "StaticFallback", "with_fallback"]
@@ -57,17 +56,6 @@ def grid(control, n: int = FRAMES) -> list:
     values = {lo + k * step for k in picks} | {control.value}
     kind = int if isinstance(control.value, int) else float
     return sorted(kind(round(v, 10)) for v in values)
-
-
-def figure_bytes(fig, format: str, dpi: int, **savefig) -> bytes:
-    """``fig`` as an image file in memory, the figure closed: drawn once, into a widget or a page, and not again
-    by the notebook's inline backend."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=format, dpi=dpi, **savefig)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def frames(render, values: dict, name: str, grid_values: list) -> list[tuple[object, bytes, str]]:

@@ -13,6 +13,7 @@ nb_ipywidgets_js = {}  # no widget manager scripts: nothing on the pages needs a
 nb_merge_streams = False  # merged, a cell's prints would all move above its displayed tables and figures
 nb_render_markdown_format = "myst"  # the notebooks display markdown tables (commonmark has none)
 myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 2  # the glossary's terms are headings; notebooks link them as glossary.md#term, as GitHub does
 
 
 

@@ -59,6 +59,7 @@ def test_the_course_views_fit_the_page():
     check_fits(views.plot_rank(views.rank_view(tokens, 3.0, 5)), "03 rank")
     check_fits(views.plot_strength(views.StrengthViews(tokens).view(1e-4)), "03 strength slider")
     check_fits(complexity.order_view(32)[0], "01 order slider")
+    check_fits(complexity.regrouping_figure(), "01 regrouping")
     check_fits(dataflow.draw(), "data flow")
 
 

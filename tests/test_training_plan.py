@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from fla.experiments.training.plan import (BUDGET_MIN, CPU_S_PER_EPOCH_320, GPU_S_PER_EPOCH_640, Hardware, plan,
+from fla.experiments.training.plan import (BUDGET_MIN, CPU_S_PER_EPOCH_320, GPU_S_PER_EPOCH_640, Hardware, plan_for,
                                            seconds_per_epoch)
 from fla.experiments.training.power import chi2_quantile, detectable_t, sd_interval, t_quantile
 from fla.experiments.stats import detectable
@@ -16,7 +16,7 @@ T4 = Hardware("cuda", 2, "Tesla T4")
 
 
 def test_mini_run_on_a_two_core_cpu_fits_ten_minutes_at_320_px():
-    p = plan(CPU2)
+    p = plan_for(CPU2)
     assert p.variants == ("base", "c2f_fla") and p.seeds == (0,) and p.imgsz == 320
     assert p.minutes <= BUDGET_MIN["cpu"]
     # the epochs are what the measured cost allows: one more epoch per run would pass 80% of the budget
@@ -26,22 +26,22 @@ def test_mini_run_on_a_two_core_cpu_fits_ten_minutes_at_320_px():
 
 
 def test_mini_run_on_a_t4_fits_twenty_minutes_and_says_its_cost_is_an_estimate():
-    p = plan(T4)
+    p = plan_for(T4)
     assert p.variants == ("base", "c2f_fla") and p.imgsz == 640
     assert p.minutes <= BUDGET_MIN["cuda"]
-    assert p.epochs > plan(CPU2).epochs  # the GPU affords more training in twice the time
+    assert p.epochs > plan_for(CPU2).epochs  # the GPU affords more training in twice the time
     assert "estimate" in p.how and "Tesla T4" in p.how
     assert math.isclose(p.minutes, 2 * (p.epochs * GPU_S_PER_EPOCH_640 + 60) / 60)
 
 
 def test_more_cores_buy_more_epochs_until_the_cap():
-    assert plan(Hardware("cpu", 4)).epochs > plan(CPU2).epochs
-    assert plan(Hardware("cpu", 64)).epochs == plan(Hardware("cpu", 8)).epochs
-    assert plan(Hardware("cpu", 1)).epochs >= 1
+    assert plan_for(Hardware("cpu", 4)).epochs > plan_for(CPU2).epochs
+    assert plan_for(Hardware("cpu", 64)).epochs == plan_for(Hardware("cpu", 8)).epochs
+    assert plan_for(Hardware("cpu", 1)).epochs >= 1
 
 
 def test_full_experiment_is_the_nine_runs_and_its_estimate_is_hours_on_a_cpu():
-    cpu, gpu = plan(CPU2, "full"), plan(T4, "full")
+    cpu, gpu = plan_for(CPU2, "full"), plan_for(T4, "full")
     assert cpu.variants == ("base", "c2f_fla", "neck_fla") and cpu.seeds == (0, 1, 2)
     assert (cpu.epochs, cpu.imgsz) == (60, 320) and (gpu.epochs, gpu.imgsz) == (100, 640)
     assert len(cpu.runs) == 9 and cpu.runs[:3] == [("base", 0), ("c2f_fla", 0), ("neck_fla", 0)]  # seed by seed
@@ -51,7 +51,7 @@ def test_full_experiment_is_the_nine_runs_and_its_estimate_is_hours_on_a_cpu():
 def test_quick_mode_is_tiny_whatever_was_asked():
     for hw in (CPU2, T4):
         for experiment in ("mini", "full"):
-            p = plan(hw, experiment, quick=True)
+            p = plan_for(hw, experiment, quick=True)
             assert (p.epochs, p.imgsz, len(p.runs)) == (1, 160, 4)
 
 
@@ -61,9 +61,9 @@ def test_cost_scales_with_pixels():
 
 def test_unknown_experiment_or_device_is_refused():
     with pytest.raises(ValueError, match="mini"):
-        plan(CPU2, "everything")
+        plan_for(CPU2, "everything")
     with pytest.raises(ValueError, match="device"):
-        plan(Hardware("tpu", 2))
+        plan_for(Hardware("tpu", 2))
 
 
 def test_t_and_chi_square_quantiles():

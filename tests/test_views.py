@@ -21,7 +21,6 @@ from fla.course.views import (
     attention_matrices,
     dwc_kernels,
     dwc_strength_curve,
-    effective_rank,
     entropy_curve,
     focusing_pairs,
     focusing_view,
@@ -213,6 +212,7 @@ def test_dwc_with_a_centre_only_kernel_is_the_identity():
 
 
 def test_effective_rank_bounds():
+    effective_rank = Fn.effective_rank
     assert effective_rank(torch.ones(10)).item() == pytest.approx(10.0)
     assert effective_rank(torch.tensor([1.0, 0, 0])).item() == pytest.approx(1.0)
     assert 1.0 < effective_rank(torch.tensor([1.0, 0.1, 0.01])).item() < 2.0

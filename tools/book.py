@@ -17,6 +17,8 @@
   libraries that compute and draw): a rebuild re-executes only what changed.
 - Cells hidden in JupyterLab (solutions: ``source_hidden``) are collapsed on the pages too; printed text wraps at
   the column (``book/fla.css``).
+- The glossary and the notation table (``docs/``) are pages of the book too; the notebooks' links to them on GitHub
+  point to those pages there.
 - Pages: ``OUT/html/index.html``. Offline throughout; nothing is fetched.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +43,9 @@ PARAMETERS = {"06": 'EXPERIMENT = "none"  # set by the book\'s build (tools/book
 INLINE = "module://matplotlib_inline.backend_inline"  # what a Jupyter kernel draws with when MPLBACKEND is unset
 # what changes a notebook's outputs besides its source and the package: the libraries that compute and draw
 LIBRARIES = ("torch", "numpy", "matplotlib", "matplotlib-inline", "ultralytics", "ipywidgets", "scipy", "pillow")
+REFERENCE = ["glossary", "notation"]  # docs/NAME.md, pages of the book after the notebooks
+# the notebooks link the reference pages on GitHub (so that the links work in JupyterLab and Colab); the book links its own
+REFERENCE_URL = re.compile(r"https://github\.com/fla-teach/fla/blob/[^/\s)]+/docs/(" + "|".join(REFERENCE) + r")\.md")
 
 
 def settings(env: dict) -> list[str]:
@@ -184,10 +190,15 @@ def main(argv=None) -> int:
         seconds = execute(path, executed, quick)
         print(f"{path.name}: {'executed in %.0f s' % seconds if seconds else 'unchanged, kept'}", flush=True)
         nb = nbformat.read(executed, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = REFERENCE_URL.sub(r"\1.md", cell.source)
         nbformat.write(join_streams(collapse_hidden(nb)), src / path.name)
         meta = nb.metadata["fla_book"]
         lines.append(f"- `{path.name}`: {meta['mode']} mode, executed in {meta['seconds']:.0f} s")
         times[path.name[:2]] = f"{meta['seconds']:.0f} s, {meta['mode']} mode"
+    for name in REFERENCE:
+        shutil.copy(REPO / "docs" / f"{name}.md", src / f"{name}.md")
     index = (REPO / "book" / "index.md").read_text()
     index = index.replace("NOTEBOOKS", "\n".join(p.stem for p in paths))
     for n in range(1, 10):

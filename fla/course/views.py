@@ -29,7 +29,6 @@ __all__ = [
     "focusing_pairs",
     "plot_focusing",
     "dwc_kernels",
-    "effective_rank",
     "RankView",
     "rank_view",
     "rank_over_dim",
@@ -202,27 +201,12 @@ def dwc_kernels(channels: int, kernel_size: int, seed: int = 0) -> torch.Tensor:
     return conv.weight.detach()
 
 
-def effective_rank(s: torch.Tensor) -> torch.Tensor:
-    """exp(entropy of σ / Σσ) over the last dim: the effective rank of Roy & Vetterli (2007) (notebook 03).
-
-    Between 1 (one singular value) and the number of singular values (all equal). Unlike a
-    count above a tolerance it moves little when tiny singular values are lifted a little.
-    """
-    w = s / s.sum(dim=-1, keepdim=True)
-    return torch.exp(-(w * torch.log(w.clamp_min(torch.finfo(w.dtype).tiny))).sum(dim=-1))
-
-
 def _svdvals(m: torch.Tensor) -> torch.Tensor:
     """Singular values in float64, batched over leading dims, on one CPU thread: LAPACK's small
     SVDs gain nothing from a second thread, and on a busy machine two threads waiting for each
     other took 14x longer (23 s vs 1.6 s for 64 matrices of 196×196)."""
     with torch_threads(1):
         return torch.linalg.svdvals(m.double())
-
-
-def _ranks(s: torch.Tensor, rtol: float) -> torch.Tensor:
-    """numpy's matrix_rank rule on singular values already computed: count of σ_i > rtol · σ_1."""
-    return (s > rtol * s[..., :1]).sum(dim=-1)
 
 
 #: Tolerances of the rank table besides the default N · eps(float32).
@@ -276,13 +260,13 @@ def rank_view(tokens: torch.Tensor, p: float, kernel_size: int, rtol: float | No
         k: {
             "σ1": float(v[0]),
             "max |entry|": float(named[k].abs().max()),
-            "rank": int(_ranks(v, rtol)),
-            **{f"rank@{t:g}": int(_ranks(v, t)) for t in LOOSE_RTOLS},
-            "effective rank": float(effective_rank(v)),
+            "rank": int(Fn.spectrum_rank(v, rtol)),
+            **{f"rank@{t:g}": int(Fn.spectrum_rank(v, t)) for t in LOOSE_RTOLS},
+            "effective rank": float(Fn.effective_rank(v)),
         }
         for k, v in s.items()
     }
-    channel_ranks, dwc_ranks = _ranks(s_channels, rtol).numpy(), _ranks(s_dwc, rtol).numpy()
+    channel_ranks, dwc_ranks = Fn.spectrum_rank(s_channels, rtol).numpy(), Fn.spectrum_rank(s_dwc, rtol).numpy()
     ranks = {k: table[k]["rank"] for k in KINDS}
     ranks["focused + DWC"] = int(channel_ranks.min())
     full = int((channel_ranks == n).sum())
@@ -333,12 +317,12 @@ class StrengthViews:
         self.d0 = Fn.dwc_matrix(dwc_kernels(d, kernel_size), h, w)[0].double()
         self.rtol = h * w * torch.finfo(torch.float32).eps
         s = _svdvals(self.a)
-        self.spectrum_a, self.rank_a = (s / s[0]).numpy(), int(_ranks(s, self.rtol))
+        self.spectrum_a, self.rank_a = (s / s[0]).numpy(), int(Fn.spectrum_rank(s, self.rtol))
 
     @torch.no_grad()
     def view(self, t: float) -> StrengthView:
         s = _svdvals(self.a + float(t) * self.d0)
-        rank, eff = int(_ranks(s, self.rtol)), float(effective_rank(s))
+        rank, eff = int(Fn.spectrum_rank(s, self.rtol)), float(Fn.effective_rank(s))
         text = (f"t = {t:g}: rank of A + t·D_0 {rank} of {len(s)} (A alone {self.rank_a}), "
                 f"effective rank {eff:.1f}")
         return StrengthView(float(t), rank, eff, (s / s[0]).numpy(), self.spectrum_a, self.rtol, text)

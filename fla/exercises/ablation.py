@@ -7,6 +7,7 @@ import statistics
 
 import torch
 
+from .. import functional as Fn
 from ..experiments.stats import paired, sign_flip_p
 from .check import Verdict, Wrong, check
 
@@ -77,11 +78,6 @@ def check_sign_flip_p(fn) -> Verdict:
     ], hint="count masks m in range(2**n) with abs(sum(±d_i)) >= abs(sum(d)) - 1e-12, divide by 2**n")
 
 
-def _answer_mass(weights, answer):
-    index = answer[None, :, None].expand(weights.shape[0], -1, 1)  # (heads, Q, 1): query i's answer cell
-    return weights.gather(-1, index)[..., 0].mean(dim=-1)
-
-
 def _rows(seed: int, heads: int, queries: int, n: int):
     g = torch.Generator().manual_seed(seed)
     w = torch.rand(heads, queries, n, generator=g) ** 4
@@ -92,7 +88,7 @@ def check_answer_mass(fn) -> Verdict:
     """Notebook 04, section 3 (the needle task): ``fn(weights (heads, Q, N) row-stochastic, answer (Q,) long) ->
     (heads,)``, per head the mean over the Q queries of the weight query i puts on its answer cell answer[i]."""
     cases = [_rows(0, 1, 4, 16), _rows(1, 2, 8, 64), _rows(2, 4, 3, 256)]
-    return check("answer mass", fn, _answer_mass, cases, wrong=[
+    return check("answer mass", fn, Fn.answer_mass, cases, wrong=[
         Wrong(lambda w, a: w[..., a].mean(dim=(-1, -2)), "each query has its own answer: weights[h, i, answer[i]], not every query's weight on every answer"),
         Wrong(lambda w, a: w.gather(-1, a[None, :, None].expand(w.shape[0], -1, 1))[..., 0].sum(dim=-1),
               "the mass is a mean over the queries, not their sum"),

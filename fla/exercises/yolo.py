@@ -4,14 +4,13 @@ from __future__ import annotations
 import torch
 
 from .. import functional as Fn
-from ..course.complexity import block_macs
 from .check import Verdict, Wrong, check
 
 __all__ = ["check_block_macs", "check_fp16_focus"]
 
 
 def _block_macs(h: int, w: int, c: int, heads: int, kappa: int) -> int:
-    return block_macs(h * w, c, heads, "linear", kappa)
+    return Fn.module_macs(h * w, c, heads, "linear", kappa)
 
 
 def check_block_macs(fn) -> Verdict:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from ..files import read_csv, write_atomic, write_csv
+from ..files import read_csv, read_json, write_atomic, write_csv
 
 __all__ = ["Sweep", "SettingsClash", "SETTINGS"]
 
@@ -55,8 +55,7 @@ class Sweep:
     # --- the folder ---------------------------------------------------------------------------------
 
     def _recorded(self) -> dict:
-        path = self.out / SETTINGS
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return read_json(self.out / SETTINGS, {})
 
     def _check_settings(self) -> None:
         known = self._recorded()

@@ -50,14 +50,14 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
     assumed), ``tokens`` N, ``dim`` C, ``heads``, ``flops`` (FlopCounterMode: 2 per multiply-add, its
     projections and token mixing) — and the FLOPs of the whole forward counted the same way.
     For focused linear attention also ``projection_flops``, the four C×C projections by formula,
-    and ``softmax_flops``, what softmax attention with the same projections would cost there (notebook 05).
+    and ``softmax_flops``, what softmax attention with the same projections and key grid would cost there (notebook 05).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from ..attention import FocusedLinearAttention
     from ..flops import _count_cpu_sdpa
-    from ..functional import attention_macs, projection_macs
+    from ..functional import module_macs, projection_macs
 
     net = getattr(model, "model", model)
     net = copy.deepcopy(net).float().eval()
@@ -85,7 +85,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             sr = getattr(mod, "sr_ratio", 1)
             m = (mh // sr) * (mw // sr)
             row["projection_flops"] = 2 * projection_macs(n, c, m)
-            row["softmax_flops"] = row["projection_flops"] + 2 * heads * attention_macs(n, c // heads, "softmax", m=m)
+            row["softmax_flops"] = 2 * module_macs(n, c, heads, "softmax", m=m, sr_ratio=sr)
         rows.append(row)
     return rows, counter.get_total_flops()
 
@@ -244,19 +244,23 @@ def measure(variant: str, **kwargs) -> dict:
 
 
 def markdown(rows: list[dict], runs: int | None = None) -> str:
-    """The table as markdown; latency columns only when some row has them."""
+    """The table as markdown; each latency column only when some row has it (notebook 05 times torch alone)."""
     def ms(median, low):
         return "–" if median is None else f"{median:.0f} ({low:.0f})"
 
     lat = any(r["torch_ms"] is not None for r in rows)
-    head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms", "ORT ms"] if lat else [])
+    ort = any(r["ort_ms"] is not None for r in rows)
+    head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms"] if lat else []) + (
+        ["ORT ms"] if ort else [])
     table = []
     for r in rows:
         cells = [f"{r['variant']}@{r['scale']}" if r["scale"] != "n" else r["variant"], f"{r['params']:,}",
                  f"{r['attention_params']:,}", f"{r['gflops']:.2f}",
                  f"{r['attention_gflops']:.3f} ({100 * r['attention_gflops'] / r['gflops_all']:.1f}%)"]
         if lat:
-            cells += [ms(r["torch_ms"], r["torch_min_ms"]), ms(r["ort_ms"], r["ort_min_ms"])]
+            cells.append(ms(r["torch_ms"], r["torch_min_ms"]))
+        if ort:
+            cells.append(ms(r["ort_ms"], r["ort_min_ms"]))
         table.append(cells)
     note = ("GFLOPs: ultralytics' count (thop) at 640×640. attn GFLOPs*: the attention modules' matmuls and convs "
             "(ours and ultralytics' own; torch FlopCounterMode), in brackets their share of the model's.")

@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from ...files import read_csv
+from ...files import read_csv, read_json
 from ...results import HERE as RESULTS
 from ...runtime import pick_device
 from ..sweep import Sweep
@@ -138,12 +138,10 @@ def _one(name: str, task_args: dict, settings: dict, data, cfg: Config, seed: in
 
 def shipped(folder=None) -> tuple[list[dict], dict]:
     """The rows and the settings (presets, plus "run": machine, date, commit, times) of the shipped full run."""
-    import json
-
     folder = Path(folder or SHIPPED)
     if not (folder / "ablation.csv").is_file():
         raise FileNotFoundError(f"no shipped run at {folder}: rerun it (RETRAIN = True)")
-    return read_rows(folder), json.loads((folder / "settings.json").read_text())
+    return read_rows(folder), read_json(folder / "settings.json")
 
 
 def read_rows(out) -> list[dict]:

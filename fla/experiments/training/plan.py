@@ -1,6 +1,6 @@
 """How much training fits the hardware at hand (notebook 06, section 2): facts about the machine in, a plan out.
 
-``plan(hardware, experiment)`` is a pure function: variants, seeds, epochs and image size, and the estimated
+``plan_for(hardware, experiment)`` is a pure function: variants, seeds, epochs and image size, and the estimated
 minutes with how they were derived. ``hardware()`` reads the facts of this machine.
 
 Where the per-epoch costs come from (docs/training.md, "Measured"):
@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 
-__all__ = ["Hardware", "Plan", "hardware", "plan", "CPU_S_PER_EPOCH_320", "GPU_S_PER_EPOCH_640", "BUDGET_MIN"]
+__all__ = ["Hardware", "Plan", "hardware", "plan_for", "CPU_S_PER_EPOCH_320", "GPU_S_PER_EPOCH_640", "BUDGET_MIN"]
 
 CPU_S_PER_EPOCH_320 = 1094 / 60  # measured: the slowest whole 60-epoch run at 320 px on 2 cores, per epoch
 CPU_CORES_MEASURED = 2
@@ -81,7 +81,7 @@ def seconds_per_epoch(hw: Hardware, imgsz: int) -> tuple[float, str]:
                f"measurement) × (imgsz/640)² {pixels:.2f}")
 
 
-def plan(hw: Hardware, experiment: str = "mini", quick: bool = False) -> Plan:
+def plan_for(hw: Hardware, experiment: str = "mini", quick: bool = False) -> Plan:
     """The runs for ``experiment`` on ``hw``:
 
     - ``"mini"``: base vs c2f_fla, one seed; 320 px on a CPU, 640 px on a GPU; as many epochs as fit in 80% of

@@ -6,22 +6,22 @@ import csv
 import math
 from pathlib import Path
 
+<<<<<<< HEAD
 from ...figures import PAGE_WIDTH
 from ...files import markdown_table, read_csv, write_csv
+=======
+from ...files import cell, markdown_table, read_csv, write_csv
+>>>>>>> main
 from ..stats import Detections, group_by, mean_sd, paired_bootstrap
 from .folders import COLUMNS, DETECTIONS, read_results, run_dir
 
-__all__ = ["run_table", "summary_table", "paired_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
+__all__ = ["run_table", "variant_table", "paired_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
            "read_comparisons", "markdown", "read_epochs", "first_epoch_above", "plot_paired", "plot_curves"]
 
 CONFIG = ("variant", "epochs", "imgsz", "device")  # the seeds of one configuration share these
 #: fewest epochs whose time is compared with base: s/epoch leaves out the first (warm-up) epoch, and a ratio
 #: of one or two short epochs measures start-up and whatever else shared the machine, not the model
 TIMED_EPOCHS = 5
-
-
-def _fmt(x, digits=3):
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
 def _base_of(key: tuple) -> tuple:
@@ -32,7 +32,7 @@ def _base_of(key: tuple) -> tuple:
     return ((f"{family}:base" if family else "base") + at + scale, *key[1:])
 
 
-def summary_table(rows: list[dict]) -> str:
+def variant_table(rows: list[dict]) -> str:
     """Markdown: per variant, mean ± standard deviation over seeds (± 0 for one seed) of the validation and test
     metrics of best.pt, and epoch time vs base ("–" where a test column is missing, and for runs shorter than
     ``TIMED_EPOCHS``)."""
@@ -155,10 +155,10 @@ def markdown(rows: list[dict], comparisons: list[dict] | None = None) -> str:
     """The text of ``OUT/results.md``: all runs, then mean ± spread per variant, then the paired test differences
     when ``comparisons`` are given."""
     columns = list(COLUMNS)
-    md = ["# Helmet mini-training", "", "## Runs", "", markdown_table(columns, [[_fmt(r[k], 4) for k in columns] for r in rows]),
+    md = ["# Helmet mini-training", "", "## Runs", "", markdown_table(columns, [[cell(r[k], 4) for k in columns] for r in rows]),
           "", "## Per variant (mean ± std over seeds)", "",
           "best.pt is the epoch with the best validation fitness; the test columns score that checkpoint on the "
-          "held-out test split.", "", summary_table(rows), ""]
+          "held-out test split.", "", variant_table(rows), ""]
     if comparisons:
         n_boot = comparisons[0].get("n_boot", "")
         md += ["## Variant − base on the test split (paired, 95% bootstrap interval over test images)", "",

@@ -16,9 +16,7 @@ never takes part in the choice.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import math
 import statistics
 import time
@@ -26,25 +24,20 @@ from pathlib import Path
 
 import torch
 
-from ...files import write_atomic
 from ...runtime import cpu_threads, pick_device, torch_threads, ultralytics_device
 from ...yolo import TransferTrainer, model_summary, model_yaml
 from ...yolo.datasets import has_split
 from ...yolo.patches import offline_amp_check
 from ..stats import Detections
-from ..sweep import SETTINGS, Sweep
+from ..sweep import Sweep
 from . import report
 from .folders import COLUMNS, DETECTIONS, KEY, TEST_COLUMNS, run_dir
 
-__all__ = ["QUICK", "FULL", "RunError", "train_one", "evaluate", "score_test", "start_of", "sweep", "train_all"]
+__all__ = ["QUICK", "FULL", "train_detector", "evaluate", "score_test", "start_of", "sweep", "train_all"]
 
 #: what ``--quick`` means: one CPU epoch on small images (about 5 s a variant on 2 cores).
 QUICK = {"epochs": 1, "imgsz": 160, "bootstrap": 200}
 FULL = {"epochs": 100, "imgsz": 640, "bootstrap": 1000}  # the experiment of the blog post this project started from
-
-
-class RunError(RuntimeError):
-    """A sweep that cannot go on as asked; the message says what to do."""
 
 
 def _timing_callbacks(model, threads: int) -> list[float]:
@@ -76,7 +69,7 @@ def _device(device: str | None, quick: bool) -> str:
     return ultralytics_device(pick_device("cpu" if quick and not device else device))
 
 
-def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16,
+def train_detector(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16,
               device: str | None = None, quick: bool = False, weights=None, **overrides) -> dict:
     """Train one variant with one seed and return its results row (see ``COLUMNS``).
 
@@ -171,20 +164,9 @@ def start_of(weights) -> str:
     return f"{Path(weights).name} sha256:{hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]}"
 
 
-def sweep(out, weights=None, data=None) -> Sweep:
-    """The training folder ``out``: its runs all start from ``weights`` (scratch when None). A row counts as
-    done once it has its test columns, or when ``data`` has no test split to score. A folder of version 0.1,
-    whose ``start.txt`` recorded the start, has it moved into ``settings.json`` first."""
-    legacy, settings = Path(out) / "start.txt", Path(out) / SETTINGS
-    if legacy.is_file() and not settings.is_file():
-        write_atomic(settings, json.dumps({"start": legacy.read_text().strip()}, indent=1))
-        legacy.unlink()
-    @functools.cache  # the data.yaml is read when a row lacks its test columns, and then once
-    def nothing_to_score() -> bool:
-        return data is not None and not has_split(data, "test")
-
-    return Sweep(out, "results", COLUMNS, KEY, {"start": start_of(weights)}, summary=report.markdown,
-                 complete=lambda row: math.isfinite(row["test_map50"]) or nothing_to_score())
+def sweep(out, weights=None) -> Sweep:
+    """The training folder ``out``: its runs all start from ``weights`` (scratch when None)."""
+    return Sweep(out, "results", COLUMNS, KEY, {"start": start_of(weights)}, summary=report.markdown)
 
 
 def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str = "n", n_boot: int = 1000,
@@ -193,28 +175,17 @@ def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str
 
     An output folder holds runs of one start (its ``settings.json``: scratch or which checkpoint); another
     start there is a ``SettingsClash``. Rows of a scale other than n name their variant ``<variant>@<scale>``.
-    Finished runs whose row lacks the test columns (written before they existed) get their ``best.pt`` scored
-    on the test split. At the end every variant is compared with base on the test split (``report.compare``,
+    At the end every variant is compared with base on the test split (``report.compare``,
     ``n_boot`` resamples; 0 skips it) into ``results.md`` and ``paired.csv``.
     Returns all rows of this configuration (finished earlier or now), in variant × seed order."""
     out = Path(out)
-    runs = sweep(out, kwargs.get("weights"), data)
+    runs = sweep(out, kwargs.get("weights"))
     wanted = [(v if scale == "n" else f"{v}@{scale}", s) for v in variants for s in seeds]
-    test_args = {"batch": kwargs.get("batch", 16), "device": _device(kwargs.get("device"), kwargs.get("quick", False))}
 
     def one(i, variant, seed):
         tag = f"[{i}/{len(wanted)}] {variant} seed {seed} ({epochs} epochs, imgsz {imgsz})"
-        folder = run_dir(out, variant, seed, epochs, imgsz)
-        row = runs.row((variant, seed, epochs, imgsz))
-        if row is None:
-            log(f"{tag}: training under {folder}")
-            row = train_one(variant, seed, data, out, epochs=epochs, imgsz=imgsz, **kwargs)
-        elif not (folder / "weights" / "best.pt").is_file():
-            raise RunError(f"{tag}: results.csv has this run but {folder}/weights/best.pt is gone; "
-                           "delete its row from results.csv to train it again")
-        else:
-            log(f"{tag}: done before; scoring its best.pt on the test split (column missing)")
-            row = {**row, **score_test(folder, data, imgsz=imgsz, **test_args)}
+        log(f"{tag}: training under {run_dir(out, variant, seed, epochs, imgsz)}")
+        row = train_detector(variant, seed, data, out, epochs=epochs, imgsz=imgsz, **kwargs)
         log(f"{tag}: val mAP50 {row['map50']:.3f}, test mAP50 {row['test_map50']:.3f}, {row['s_per_epoch']:.1f} s/epoch")
         return row
 

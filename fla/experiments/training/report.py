@@ -6,12 +6,8 @@ import csv
 import math
 from pathlib import Path
 
-<<<<<<< HEAD
 from ...figures import PAGE_WIDTH
-from ...files import markdown_table, read_csv, write_csv
-=======
 from ...files import cell, markdown_table, read_csv, write_csv
->>>>>>> main
 from ..stats import Detections, group_by, mean_sd, paired_bootstrap
 from .folders import COLUMNS, DETECTIONS, read_results, run_dir
 

@@ -66,7 +66,7 @@ def test_the_course_views_fit_the_page():
 def test_the_experiments_figures_fit_the_page(tmp_path):
     from fla.experiments import ablation
     from fla.experiments.training import plot_curves, plot_paired, read_comparisons
-    from fla.experiments.training.shipped import shipped
+    from fla.experiments.training.shipped import shipped_folder as shipped
 
     rows, _ = ablation.shipped()
     check_fits(ablation.plot(rows), "04 ablation")
@@ -92,7 +92,7 @@ def test_the_detector_picture_fits_the_page():
 def test_the_shipped_detections_picture_fits_the_page(helmet_copy):
     from fla.experiments.stats import Detections
     from fla.experiments.training import DETECTIONS, read_results, run_dir
-    from fla.experiments.training.shipped import shipped
+    from fla.experiments.training.shipped import shipped_folder as shipped
     from fla.yolo.detections import found, show_found
 
     folder = shipped()

@@ -70,6 +70,10 @@ def test_the_experiments_figures_fit_the_page(tmp_path):
 
     rows, _ = ablation.shipped()
     check_fits(ablation.plot(rows), "04 ablation")
+    from fla.experiments import kernelfit
+
+    fits, _ = kernelfit.shipped()
+    check_fits(kernelfit.plot(fits), "02 kernel fit")
     folder = shipped()
     if folder is None:
         pytest.skip("no shipped helmet runs in this installation")

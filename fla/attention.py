@@ -17,8 +17,6 @@ functions, except under ONNX export and tracing, where the modules run the equat
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -37,13 +35,26 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 
 def _fp32_region(x: torch.Tensor):
     """Leave autocast: the focusing powers and the aggregation overflow fp16 and lose bf16 precision."""
-    return torch.autocast(device_type=x.device.type, enabled=False) if torch.is_autocast_enabled(x.device.type) else nullcontext()
+    return kernels.without_autocast(x)
 
 
 def _exporting() -> bool:
     """True under ONNX export, tracing or torch.export: the fast paths' autograd Functions have no ONNX form."""
     exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.4
     return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or exporting()
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when x is laid out so (and not also plain contiguous, as a 1×1 map is both)."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+
+
+def _resize(grid: torch.Tensor, size, fast: bool) -> torch.Tensor:
+    """Bilinear resize of a (B, C, h, w) grid to ``size``: in training ``kernels.resize`` (its backward is
+    deterministic on CUDA too), under export torch's ``interpolate`` (ONNX's Resize, for every size)."""
+    if fast:
+        return kernels.resize(grid, size)
+    return F.interpolate(grid, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _pointwise(linear: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:
@@ -114,7 +125,8 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._qkv(x)
         out = self.mix(q, k, v)  # (B, C, N)
-        return _pointwise(self.proj, out.to(q.dtype)).reshape_as(x).to(x.dtype)
+        out = _pointwise(self.proj, out.to(q.dtype)).reshape_as(x).to(x.dtype)
+        return out.contiguous(memory_format=_memory_format(x))  # a channels_last network gets channels_last back
 
     def attention_matrix(self, x: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, M) row-stochastic weights of the token mixing, in fp32 (notebooks 02, 03)."""
@@ -155,9 +167,18 @@ class LinearAttention(_Attention):
     - ``pos_encoding`` (keyword): a learned (C, pos_size) grid (``self.pos``), resized bilinearly to
       the key grid, added to K.
     - ``sr_ratio`` r > 1 (keyword): K and V from a strided conv + LayerNorm grid (H // r, W // r);
-      the DWC runs on that grid and is upsampled bilinearly to H × W.
+      the DWC runs on that grid and is upsampled bilinearly to H × W. (The authors' PVT module
+      instead interpolates V linearly along the flattened sequence to N tokens and runs the DWC on
+      the H × W grid: the same at r = 1, a different layer at r > 1.)
+    - ``guard`` (keyword): how a focused row is kept away from 0/0 (``fla.functional.GUARDS``):
+      "floor" (default) floors x**p at 1e-10 of its peak; "authors" leaves x**p bare and adds 1e-6
+      to each query's normaliser, as the authors' code does: with their weights copied, the module
+      then computes their output (to rounding, at sr_ratio = 1).
     Feature maps and aggregation run in fp32 whatever the input dtype; the output has the input dtype.
     """
+
+    # what a module pickled inside a checkpoint before these arguments existed computes
+    guard, focus_over = "floor", "channels"
 
     def __init__(
         self,
@@ -173,10 +194,13 @@ class LinearAttention(_Attention):
         pos_size: int | tuple[int, int] = 14,
         sr_ratio: int = 1,
         focus_over: str = "channels",
+        guard: str = "floor",
     ):
         super().__init__(dim, num_heads, qkv_bias, sr_ratio)
         if focus_over not in ("channels", "heads"):
             raise ValueError(f"focus_over must be 'channels' or 'heads', got focus_over={focus_over!r}")
+        if guard not in Fn.GUARDS:
+            raise ValueError(f"guard must be one of {sorted(Fn.GUARDS)}, got guard={guard!r}")
         if kernel not in ("relu", "elu"):
             raise ValueError(f"kernel must be 'relu' or 'elu', got kernel={kernel!r}")
         if order not in ("auto", "kv", "qk"):
@@ -188,7 +212,7 @@ class LinearAttention(_Attention):
                 raise ValueError(f"focusing_factor p must be > 0, got p={focusing_factor}")
             if kernel != "relu":
                 raise ValueError(f"focusing applies to the ReLU kernel (paper §4.1), got kernel={kernel!r}")
-        self.kernel, self.order, self.focus_over = kernel, order, focus_over
+        self.kernel, self.order, self.focus_over, self.guard = kernel, order, focus_over, guard
         self.focusing_factor = None if focusing_factor is None else float(focusing_factor)
         self.scale = nn.Parameter(torch.zeros(dim)) if focusing_factor is not None else None
         d = self.head_dim
@@ -209,19 +233,21 @@ class LinearAttention(_Attention):
         if self.pos is not None:
             pos = _wide(self.pos)
             if pos.shape[-2:] != k.shape[-2:] or _exporting():  # exported: a resize for every size, not only the traced one
-                pos = F.interpolate(pos, size=tuple(k.shape[-2:]), mode="bilinear", align_corners=False)
+                pos = _resize(pos, k.shape[-2:], fast)
             k = k + pos.to(k.dtype)
         q, k = q.flatten(2), k.flatten(2)
         if self.focusing_factor is None:
             phi = Fn.relu_kernel if self.kernel == "relu" else Fn.elu_kernel
             return phi(q), phi(k)
         scale = F.softplus(self.scale.to(q.dtype))[:, None]  # (C, 1): per channel of channel-first tokens
+        floor = Fn.GUARDS[self.guard][0]
         if self.focus_over == "heads":  # f_p over each head's d channels: (B, heads, d, N), scale (heads, d, 1)
             q, k, scale = q.unflatten(1, (self.num_heads, -1)), k.unflatten(1, (self.num_heads, -1)), scale.unflatten(0, (self.num_heads, -1))
         if fast:
-            out = [kernels.focused_kernel(t, scale, self.focusing_factor, dim=-2) for t in (q, k)]
+            out = [kernels.focused_kernel(t, scale, self.focusing_factor, dim=-2, floor=floor) for t in (q, k)]
         else:
-            out = [Fn.focus((Fn.relu_kernel(t) / scale).transpose(-2, -1), self.focusing_factor).transpose(-2, -1) for t in (q, k)]
+            out = [Fn.focus((Fn.relu_kernel(t) / scale).transpose(-2, -1), self.focusing_factor, floor).transpose(-2, -1)
+                   for t in (q, k)]
         return [t.flatten(1, 2) for t in out] if self.focus_over == "heads" else out
 
     def mix(self, q, k, v):
@@ -230,7 +256,7 @@ class LinearAttention(_Attention):
             phi_q, phi_k = self.features(q, k, fast)
             v = _wide(v)
             attend = kernels.linear_attention if fast else Fn.linear_attention
-            out = self._merge(attend(*self._heads(phi_q, phi_k, v), self.order))
+            out = self._merge(attend(*self._heads(phi_q, phi_k, v), self.order, Fn.GUARDS[self.guard][1]))
             if self.dwc is None:
                 return out
             return out.add_(self.dwc_term(v, q.shape[-2:], fast))  # in place: nothing saved the sum for backward
@@ -244,13 +270,13 @@ class LinearAttention(_Attention):
         weight = self.dwc.weight.to(v.dtype).repeat(self.num_heads, 1, 1, 1)
         grid = (kernels.depthwise_conv if fast else Fn.depthwise_conv)(v, weight)
         if grid.shape[-2:] != tuple(size):
-            grid = F.interpolate(grid, size=tuple(size), mode="bilinear", align_corners=False)
+            grid = _resize(grid, size, fast)
         return grid.flatten(2)
 
     def weights(self, q, k):
         """Row-normalised phi(Q) phi(K)^T per head, from the reference equations; without the DWC term (see ``dwc_matrix``)."""
         phi_q, phi_k = self._heads(*self.features(q, k, fast=False))
-        return Fn.normalise_rows(phi_q @ phi_k.transpose(-2, -1))
+        return Fn.normalise_rows(phi_q @ phi_k.transpose(-2, -1), Fn.GUARDS[self.guard][1])
 
     def dwc_matrix(self, height: int, width: int) -> torch.Tensor:
         """(head_dim, N, M): the DWC term as banded matrices, one per head channel (notebook 03).
@@ -275,6 +301,8 @@ class LinearAttention(_Attention):
             parts.append(f"pos={tuple(self.pos.shape[-2:])}")
         if self.sr_ratio > 1:
             parts.append(f"sr_ratio={self.sr_ratio}")
+        if self.guard != "floor":
+            parts.append(f"guard={self.guard}")
         return ", ".join(parts + [f"order={self.order}"])
 
 
@@ -287,6 +315,10 @@ class FocusedLinearAttention(LinearAttention):
 
     plus a learned positional encoding on K. ``kernel_size=0`` drops the DWC (the ablation's
     "linear + focusing"); ``LinearAttention(kernel_size=5)`` is "linear + DWC" without focusing.
+    ``fla.reference.forward`` is this forward written out in the paper's order, from the weights.
+    Against the authors' module: ``guard="authors"`` reproduces their normaliser, and with
+    ``sr_ratio`` > 1 the DWC runs on the reduced grid, where theirs interpolates V to N tokens first
+    (see ``LinearAttention``).
     """
 
     def __init__(
@@ -301,8 +333,10 @@ class FocusedLinearAttention(LinearAttention):
         order: str = "auto",
         qkv_bias: bool = True,
         focus_over: str = "channels",
+        guard: str = "floor",
     ):
         if focusing_factor is None:
             raise ValueError("FocusedLinearAttention needs a focusing_factor p > 0 (LinearAttention has none)")
         super().__init__(dim, num_heads, "relu", order, qkv_bias, kernel_size, focusing_factor=focusing_factor,
-                         pos_encoding=pos_encoding, pos_size=pos_size, sr_ratio=sr_ratio, focus_over=focus_over)
+                         pos_encoding=pos_encoding, pos_size=pos_size, sr_ratio=sr_ratio, focus_over=focus_over,
+                         guard=guard)

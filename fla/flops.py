@@ -9,45 +9,36 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .attention import FocusedLinearAttention, LinearAttention, SoftmaxAttention
-from .functional import attention_macs, projection_macs
+from .functional import module_macs, spatial_reduction_macs
 
-__all__ = ["linear_attention_macs", "count_flops"]
+__all__ = ["formula_macs", "count_flops"]
 
 
-def _token_counts(module, x: torch.Tensor) -> tuple[int, int, int]:
-    """(batch, query tokens N, key tokens M) of a module on x: M is the reduced grid when sr_ratio > 1."""
+def formula_macs(module, x: torch.Tensor) -> int:
+    """Multiply-adds of one forward of an attention module of ``fla.attention`` on x, by ``fla.functional.module_macs``.
+
+    Linear attention is counted in the linear order phi(Q)(phi(K)^T V), which is what runs whenever
+    the map has more tokens than a head has channels (every YOLO map); below that the module switches
+    to the cheaper quadratic order. A count that does not depend on the switch grows exactly linearly
+    with the image, which ultralytics' FLOP extrapolation from small proxy images relies on.
+    Equals ``count_flops(module, x) / 2`` wherever the module takes the linear order.
+    """
     b, _, h, w = x.shape
     sr = getattr(module, "sr_ratio", 1)
-    return b, h * w, (h // sr) * (w // sr)
-
-
-def linear_attention_macs(module: LinearAttention, x: torch.Tensor) -> int:
-    """Multiply-adds of a linear-attention module's token mixing on x, projections excluded.
-
-    Counted in the linear order phi(Q)(phi(K)^T V), which is what runs whenever the map has more
-    tokens than a head has channels (every YOLO map); below that the module switches to the
-    cheaper quadratic order. A count that does not depend on the switch grows exactly linearly
-    with the image, which ultralytics' FLOP extrapolation from small proxy images relies on.
-    A module with a DWC (``kernel_size > 0``) adds its depthwise conv on V: k*k per value entry.
-    """
-    b, n, m = _token_counts(module, x)
-    d = module.head_dim
-    macs = b * module.num_heads * attention_macs(n, d, "linear", m=m)
-    if module.dwc is not None:
-        macs += b * module.num_heads * d * m * module.dwc.kernel_size[0] * module.dwc.kernel_size[1]
-    return macs
+    dwc = getattr(module, "dwc", None)
+    kind = "softmax" if isinstance(module, SoftmaxAttention) else "linear"
+    return b * module_macs(h * w, module.dim, module.num_heads, kind, dwc.kernel_size[0] if dwc is not None else 0,
+                           m=(h // sr) * (w // sr), sr_ratio=sr)
 
 
 def _thop_rule(module, inputs, output):
     """The modules apply their Linears' weights to channel-first tokens themselves (no Linear call
-    for thop to hook), so the rule counts the projections as well as the token mixing."""
+    for thop to hook), so the rule counts the projections as well as the token mixing; the spatial
+    reduction's conv is an ``nn.Conv2d`` that thop counts with its own rule."""
     x = inputs[0]
-    b, n, m = _token_counts(module, x)
-    if isinstance(module, SoftmaxAttention):
-        mixing = b * module.num_heads * attention_macs(n, module.head_dim, "softmax")
-    else:
-        mixing = linear_attention_macs(module, x)
-    module.total_ops += b * projection_macs(n, module.dim, m) + mixing
+    sr = getattr(module, "sr_ratio", 1)
+    m = (x.shape[-2] // sr) * (x.shape[-1] // sr)
+    module.total_ops += formula_macs(module, x) - x.shape[0] * spatial_reduction_macs(m, module.dim, sr)
 
 
 def _count_cpu_sdpa() -> None:

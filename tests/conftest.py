@@ -1,9 +1,17 @@
-"""Suite-wide guards: the tests run offline, ultralytics never reaches for the network, and a test
-skipped for want of the helmet data says how to get it."""
+"""Suite-wide guards: the tests run offline, ultralytics never reaches for the network, and one place decides
+whether the helmet data is here.
+
+A test that reads the helmet data says so: it takes the ``helmet`` fixture (or one built on it, such as
+``helmet_copy``), or carries ``@pytest.mark.needs_data``; without the data it skips, saying how to get it
+(``shared_data.NO_DATA``). ``needs_data(optional=True)`` marks a test that runs either way, with the data
+when it is here and its no-data path otherwise. ``pytest -m needs_data --no-data`` is the CI lane that
+runs all of them with the data hidden: each must pass or skip with that how-to.
+"""
 from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import os
 import socket
 from pathlib import Path
 
@@ -11,7 +19,7 @@ import pytest
 
 from fla.yolo.patches import offline_ultralytics
 
-from shared_data import HOW_TO, SHARED, present  # ../shared, else what `make data` fetched
+from shared_data import NO_DATA, SHARED, present  # ../shared, else what `make data` fetched
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,13 +66,48 @@ def _loopback_only():
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
+def pytest_addoption(parser):
+    parser.addoption("--no-data", action="store_true",
+                     help="the no-data lane: FLA_SHARED and FLA_DATA hold no helmet data, and a test marked needs_data "
+                          "that skips for another reason than the missing data fails")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_data(optional=False): reads the helmet data; skips without it, saying "
+                                       "how to get it (optional=True: runs its no-data path instead)")
+    if config.getoption("no_data") and (present() or os.environ.get("FLA_DATA")):
+        raise pytest.UsageError(f"--no-data: the helmet data is within reach (FLA_SHARED={SHARED}, "
+                                f"FLA_DATA={os.environ.get('FLA_DATA', '')}): point FLA_SHARED at an empty folder, unset FLA_DATA")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:  # a test that takes the data fixture needs the data, marked or not
+        if "helmet" in item.fixturenames and item.get_closest_marker("needs_data") is None:
+            item.add_marker(pytest.mark.needs_data)
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("needs_data")
+    if marker is not None and not marker.kwargs.get("optional") and not present():
+        pytest.skip(NO_DATA)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A test skipped for want of the helmet data says how to get it (the skip reasons name the folder)."""
+    """In the no-data lane, a data test that skips must skip for want of the data, saying how to get it."""
     report = (yield).get_result()
-    if report.skipped and isinstance(report.longrepr, tuple) and str(SHARED) in report.longrepr[2] and not present():
-        path, line, reason = report.longrepr
-        report.longrepr = (path, line, f"{reason} — {HOW_TO}")
+    if (report.skipped and item.config.getoption("no_data") and item.get_closest_marker("needs_data") is not None
+            and isinstance(report.longrepr, tuple) and NO_DATA not in report.longrepr[2]):
+        report.outcome = "failed"
+        report.longrepr = f"skipped without the how-to of the missing data ({report.longrepr[2]}); expected: {NO_DATA}"
+
+
+@pytest.fixture(scope="session")
+def helmet():
+    """The shared helmet subset's folder (read only: copy it before training on it); skips without the data."""
+    if not present():
+        pytest.skip(NO_DATA)
+    return SHARED / "data" / "helmet"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +119,7 @@ def monkeypatch_module():
 
 
 @pytest.fixture(scope="session")
-def helmet_copy(tmp_path_factory):
+def helmet_copy(helmet, tmp_path_factory):
     """data.yaml of a small writable helmet copy, 8 images per split (helpers.small_helmet)."""
     from helpers import small_helmet
 

@@ -35,7 +35,12 @@ HOW_TO = (f"get the helmet data with `make data` (downloads it once, ~11 MB, int
           "or set FLA_SHARED to a folder holding data/helmet and data/helmet-source")
 
 
+#: the skip reason of every test that needs the data and finds none (conftest.py's ``needs_data`` marker)
+NO_DATA = f"no helmet data under {SHARED}/data: {HOW_TO}"
+
+
 def present(shared: Path = SHARED) -> bool:
+    """Whether ``shared`` holds the helmet data: the one test of it that every data test goes by."""
     return (shared / "data" / "helmet" / "data.yaml").is_file() and (shared / "data" / "helmet-source").is_dir()
 
 

@@ -19,9 +19,9 @@ from fla.experiments.stats import holm, paired_resampled
 
 from conftest import SHARED
 from helpers import cli, read_csv, run_fla
+from shared_data import present
 
 HELMET = SHARED / "data" / "helmet"
-needs_helmet = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
 
 
 # ---------------------------------------------------------------------------------------------- recall
@@ -150,7 +150,7 @@ def test_confusion_and_mean_iou():
     assert mean_iou(confusion(target.clamp_min(0), target, 3)) == 1.0
 
 
-@needs_helmet
+@pytest.mark.needs_data
 def test_helmet_patches_load_shapes_labels_and_standardised_pixels():
     train = helmet_patches(HELMET / "data.yaml", "train")
     val = helmet_patches(HELMET / "data.yaml", "val", grid=10, patch=4)
@@ -163,7 +163,7 @@ def test_helmet_patches_load_shapes_labels_and_standardised_pixels():
     assert torch.allclose(mean, torch.zeros(3), atol=1e-4) and torch.allclose(std, torch.ones(3), atol=1e-3)
 
 
-@needs_helmet
+@pytest.mark.needs_data
 def test_helmet_batches_flip_images_and_labels_together():
     task = HelmetTask(HELMET / "data.yaml")
     x, y = task.batch(64, torch.Generator().manual_seed(0), "cpu")
@@ -373,21 +373,23 @@ def _fla(*args, env=None):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """``fla ablate --quick`` on every task when the helmet photos are here (recall and retrieval otherwise)."""
+    """``fla ablate --quick`` on every task: the helmet one when the helmet data is here, the others either way
+    (asked for without the data, the helmet task is a usage error)."""
     out = tmp_path_factory.mktemp("ablate")
     no_data = {"FLA_DATA": "", "XDG_CACHE_HOME": str(out / "cache")}  # no earlier download either
-    env = {"FLA_DATA": str(HELMET)} if (HELMET / "data.yaml").is_file() else no_data
-    res = _fla("--quick", "--out", str(out), *([] if env["FLA_DATA"] else ["--tasks", "recall", "retrieval"]), env=env)
+    env = {"FLA_DATA": str(HELMET)} if present() else no_data
+    tasks = [t for t in A.TASKS if t != "helmet" or env["FLA_DATA"]]
+    res = _fla("--quick", "--out", str(out), "--tasks", *tasks, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
-    return out, res, env
+    return out, res, env, tasks
 
 
 @pytest.mark.slow
+@pytest.mark.needs_data(optional=True)
 def test_quick_run_writes_csv_table_and_plot(quick_run):
-    out, res, env = quick_run
+    out, res, env, tasks = quick_run
     header, rows = read_csv(out / "ablation.csv")
     assert header == list(A.COLUMNS)
-    tasks = ["recall", "retrieval"] + ["helmet"] * bool(env["FLA_DATA"])
     assert sorted({r["task"] for r in rows}) == sorted(tasks)
     quick = A.PRESETS["quick"]
     for task in tasks:
@@ -407,10 +409,11 @@ def test_quick_run_writes_csv_table_and_plot(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_data(optional=True)
 def test_rerun_skips_done_rows(quick_run):
-    out, _, env = quick_run
+    out, _, env, tasks = quick_run
     before = (out / "ablation.csv").read_text()
-    res = _fla("--quick", "--out", str(out), *([] if env["FLA_DATA"] else ["--tasks", "recall", "retrieval"]), env=env)
+    res = _fla("--quick", "--out", str(out), "--tasks", *tasks, env=env)
     assert res.returncode == 0
     n = len(before.splitlines()) - 1
     skipped = re.findall(r"(\d+) of (\d+) runs already in", res.stderr)  # one line per phase
@@ -419,9 +422,10 @@ def test_rerun_skips_done_rows(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_data(optional=True)
 def test_second_run_in_other_workers_gives_identical_numbers(quick_run, tmp_path):
     """Same seeds, other process layout (two workers, not this process): the same numbers."""
-    out, _, _ = quick_run
+    out, _, _, _ = quick_run
     res = _fla("--quick", "--tasks", "recall", "--jobs", "2", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     key = lambda r: tuple(r[c] for c in A.KEY)  # noqa: E731

@@ -1,4 +1,4 @@
-"""The attention modules against explicit dense references, and every seed defect as a regression test."""
+"""The attention modules against explicit dense references (fla.reference), and every defect of the blog post's code as a regression test."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import torch
 import fla
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention, focus
 from fla import functional as Fn
-from reference import attention_matrix, dense_reference
+from fla.reference import attention_matrix, dense_reference
 
 SIZES = [(1, 1), (7, 5), (16, 25), (20, 32), (40, 40)]
 
@@ -62,6 +62,72 @@ def test_dense_reference_can_fail():
         expected = dense_reference(m, x)
         m.scale.copy_(torch.linspace(-2, 2, 16))  # per channel: a uniform scale would cancel in f_p
         assert not torch.allclose(m(x), expected, atol=1e-4)
+
+
+def _authors_forward(m, x):
+    """The authors' FocusedLinearAttention forward (FLatten Transformer, PVT version, sr_ratio = 1) transcribed
+    line by line onto our module's weights: their positional encoding is our pos on its own grid, their
+    normaliser z = 1 / (q · Σk + 1e-6), x**p unfloored."""
+    b, c, h, w = x.shape
+    t = x.flatten(2).transpose(1, 2)
+    q, k, v = (layer(t) for layer in (m.to_q, m.to_k, m.to_v))
+    k = k + m.pos.flatten(2).transpose(1, 2)
+    scale = torch.nn.functional.softplus(m.scale)
+    q, k = (torch.relu(q) + 1e-6) / scale, (torch.relu(k) + 1e-6) / scale
+    q_norm, k_norm = q.norm(dim=-1, keepdim=True), k.norm(dim=-1, keepdim=True)
+    q, k = q**m.focusing_factor, k**m.focusing_factor
+    q, k = q / q.norm(dim=-1, keepdim=True) * q_norm, k / k.norm(dim=-1, keepdim=True) * k_norm
+    q, k, v = (u.unflatten(-1, (m.num_heads, -1)).transpose(1, 2).flatten(0, 1) for u in (q, k, v))  # (b h) n c
+    z = 1 / (torch.einsum("b i c, b c -> b i", q, k.sum(dim=1)) + 1e-6)
+    kv = torch.einsum("b j c, b j d -> b c d", k, v)
+    out = torch.einsum("b i c, b c d, b i -> b i d", q, kv, z)
+    out = out + m.dwc(v.transpose(1, 2).reshape(-1, m.head_dim, h, w)).flatten(2).transpose(1, 2)
+    out = out.unflatten(0, (b, m.num_heads)).transpose(1, 2).flatten(2)  # b n (h c)
+    return m.proj(out).transpose(1, 2).reshape(b, c, h, w)
+
+
+def test_guard_authors_reproduces_the_authors_normaliser():
+    """With guard="authors" the module computes the authors' forward to rounding in float64; with fla's floor on
+    x**p (the default) it differs visibly at 8 heads of 8 channels, p = 3."""
+    torch.manual_seed(0)
+    ours = FocusedLinearAttention(64, num_heads=8, pos_size=6).double()
+    theirs = FocusedLinearAttention(64, num_heads=8, pos_size=6, guard="authors").double()
+    with torch.no_grad():
+        ours.scale.normal_()
+        theirs.load_state_dict(ours.state_dict())
+        x = torch.randn(2, 64, 6, 6, dtype=torch.float64)
+        expected = _authors_forward(ours, x)
+        torch.testing.assert_close(theirs(x), expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(dense_reference(theirs, x), expected, rtol=1e-12, atol=1e-12)
+        assert (ours(x) - expected).norm() / expected.norm() > 1e-3
+
+
+@pytest.mark.parametrize("guard", ["floor", "authors"])
+def test_focus_over_heads_equals_dense_reference(guard):
+    """f_p over each head's d channels: the module (fast path and equations) against the reference, and not the
+    per-token focusing it replaces."""
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, focus_over="heads", guard=guard)
+    x = torch.randn(2, 32, 7, 6)
+    with torch.no_grad():
+        m.scale.normal_()
+        expected = dense_reference(m, x)
+        torch.testing.assert_close(m(x), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m.attention_matrix(x).double(), attention_matrix(m, x), atol=1e-5, rtol=1e-5)
+        m.focus_over = "channels"
+        assert not torch.allclose(m(x), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("sr_ratio", [1, 2])
+def test_guard_authors_equals_dense_reference(sr_ratio):
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(32, num_heads=4, sr_ratio=sr_ratio, guard="authors")
+    x = torch.randn(2, 32, 8, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dense_reference(m, x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m.attention_matrix(x).double(), attention_matrix(m, x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="guard"):
+        FocusedLinearAttention(32, guard="eps")
 
 
 def test_softmax_sdpa_equals_explicit_softmax_matrix():
@@ -135,11 +201,11 @@ def test_flip_test_can_fail_with_an_asymmetric_kernel():
         assert not torch.allclose(m(x.flip(-1)), m(x).flip(-1), atol=1e-4)
 
 
-# --- seed defect 1: any H×W --------------------------------------------------------------
+# --- the blog post's defect 1: any H×W ----------------------------------------------------------
 
 
 def test_non_square_maps_keep_token_positions():
-    """The seed reshaped with sqrt(N): 20×32 crashed and 16×25 silently scrambled tokens.
+    """The blog post's code reshaped with sqrt(N): 20×32 crashed and 16×25 silently scrambled tokens.
 
     With V = x and DWC = identity, one hot token at (3, 17) must come out strongest at
     (3, 17): the DWC term returns it in place, the attention term spreads it thinly.
@@ -159,7 +225,7 @@ def test_non_square_maps_keep_token_positions():
     assert divmod(y.argmax().item(), 25) == (3, 17)
 
 
-# --- seed defect 2: positional encoding ------------------------------------------------------
+# --- the blog post's defect 2: positional encoding ----------------------------------------------
 
 
 def test_positional_encoding_is_a_learned_parameter():
@@ -187,7 +253,7 @@ def test_pos_encoding_off():
     assert m.pos is None and "pos" not in dict(m.named_parameters())
 
 
-# --- seed defect 3: dtypes -------------------------------------------------------------------
+# --- the blog post's defect 3: dtypes -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -219,7 +285,75 @@ def test_autocast_finite_and_close_to_fp32(dtype):
     assert (y - ref).abs().max() / ref.abs().max() < 0.05
 
 
-# --- seed defect 4: sr_ratio > 1 ------------------------------------------------------------
+# --- the GPU path: deterministic ops, memory format ---------------------------------------------
+
+#: aten ops behind the entries of torch.use_deterministic_algorithms' documentation that are nondeterministic on
+#: CUDA: those that raise under mode=True (bilinear & co. interpolate's backward, adaptive/avg/fractional pool
+#: backward, max_unpool, reflection pad's backward, NLL/CTC loss, embedding_bag, put_, histc, bincount, median,
+#: grid_sample's backward, scatter_reduce) and those that are only deterministic under a slower fallback
+#: (scatter_add, index_add, index_put, index_copy, put, gather's and index_select's backward, cumsum,
+#: repeat_interleave's backward, embedding's backward, replication pad's backward, max_pool3d's backward).
+CUDA_NONDETERMINISTIC = {
+    "upsample_linear1d_backward", "upsample_bilinear2d_backward", "upsample_bicubic2d_backward",
+    "upsample_trilinear3d_backward", "_upsample_bilinear2d_aa_backward", "_upsample_bicubic2d_aa_backward",
+    "avg_pool3d_backward", "_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward",
+    "adaptive_max_pool2d_backward", "fractional_max_pool2d_backward", "fractional_max_pool3d_backward",
+    "max_unpool2d", "max_unpool3d", "reflection_pad1d_backward", "reflection_pad2d_backward",
+    "reflection_pad3d_backward", "replication_pad1d_backward", "replication_pad2d_backward",
+    "replication_pad3d_backward", "nll_loss_forward", "nll_loss2d_forward", "_ctc_loss_backward",
+    "_embedding_bag_backward", "_embedding_bag_dense_backward", "embedding_dense_backward", "put", "histc",
+    "bincount", "median", "grid_sampler_2d_backward", "grid_sampler_3d_backward", "scatter_reduce", "scatter_add",
+    "scatter", "index_add", "index_put", "_index_put_impl", "index_copy", "gather_backward", "index_select_backward",
+    "cumsum", "repeat_interleave", "max_pool3d_with_indices_backward",
+}
+
+
+def _ops_run(fn) -> set[str]:
+    """The aten ops (overload packets, in-place suffix dropped) that ``fn()`` dispatches, backward included."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = set()
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.add(func.overloadpacket.__name__.rstrip("_") or func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn()
+    return seen
+
+
+@pytest.mark.parametrize("sr_ratio", [1, 2])
+def test_forward_backward_runs_no_op_nondeterministic_on_cuda(sr_ratio):
+    """A seeded training run on a GPU repeats only if no op of CUDA's nondeterministic list runs: the positional
+    encoding (resized, pos_size 4 on a 6×10 grid) and the reduced grid's DWC are resized by matmuls."""
+    torch.manual_seed(0)
+    m = FocusedLinearAttention(16, num_heads=2, pos_size=4, sr_ratio=sr_ratio)
+    x = torch.randn(2, 16, 6, 10, requires_grad=True)
+    ops = _ops_run(lambda: m(x).square().sum().backward())
+    assert {"mm", "bmm", "convolution_backward"} & ops  # the recorder saw the work
+    assert not ops & CUDA_NONDETERMINISTIC, sorted(ops & CUDA_NONDETERMINISTIC)
+
+
+def test_nondeterministic_op_check_can_fail():
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    resize = lambda: torch.nn.functional.interpolate(x, size=(7, 7), mode="bilinear").sum().backward()
+    assert "upsample_bilinear2d_backward" in _ops_run(resize)
+
+
+@pytest.mark.parametrize("make", [lambda: FocusedLinearAttention(16, num_heads=2, sr_ratio=2), lambda: SoftmaxAttention(16, num_heads=2)])
+def test_output_has_the_input_memory_format(make):
+    """A channels_last network gets channels_last back (no conversion in the next conv), NCHW gets NCHW."""
+    m = make()
+    x = torch.randn(2, 16, 6, 10)
+    y_last = m(x.contiguous(memory_format=torch.channels_last))
+    assert y_last.is_contiguous(memory_format=torch.channels_last) and not y_last.is_contiguous()
+    assert m(x).is_contiguous()
+    torch.testing.assert_close(y_last, m(x))
+
+
+# --- the blog post's defect 4: sr_ratio > 1 -----------------------------------------------------
 
 
 def test_sr_ratio_reduces_keys_in_2d():
@@ -238,7 +372,7 @@ def test_sr_ratio_bf16():
     assert y.shape == (1, 16, 9, 13) and torch.isfinite(y).all()
 
 
-# --- seed defect 5: bad arguments ------------------------------------------------------------
+# --- the blog post's defect 5: bad arguments ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -337,17 +471,32 @@ def test_linear_attention_is_low_rank_and_dwc_restores_rank():
 def test_flop_counters_agree_with_the_formula():
     import thop
 
-    from fla.flops import count_flops, linear_attention_macs
+    from fla.flops import count_flops, formula_macs
 
     m = FocusedLinearAttention(32, num_heads=4, order="kv")
     x = torch.randn(1, 32, 10, 12)
     n, c = 120, 32
     projections = n * c * c * 4  # q, k, v, out
-    core = linear_attention_macs(m, x)
-    assert core == 4 * ((n + n) * 8 * 8 + n * 8) + 4 * 8 * n * 25
+    core = 4 * ((n + n) * 8 * 8 + n * 8) + 4 * 8 * n * 25  # per head K^T V, Q(K^T V), Q·ΣK; DWC 5×5 per value
+    assert formula_macs(m, x) == core + projections
     assert count_flops(m, x) == 2 * (core + projections)
     macs, _ = thop.profile(m, inputs=(x,), verbose=False)
     assert macs == core + projections
+
+
+@pytest.mark.parametrize("make", [lambda: FocusedLinearAttention(32, num_heads=4, sr_ratio=2),
+                                  lambda: FocusedLinearAttention(32, num_heads=4, sr_ratio=3, kernel_size=3),
+                                  lambda: LinearAttention(32, num_heads=4, kernel_size=5, sr_ratio=2),
+                                  lambda: SoftmaxAttention(32, num_heads=4)], ids=["fla-sr2", "fla-sr3-k3", "linear-sr2", "softmax"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_formula_equals_flop_counter_mode(make, batch):
+    """One formula for every module, reduced key grid included: the DWC runs on V's grid (M tokens), the spatial
+    reduction's conv costs M·C²·r²; counted by torch's FlopCounterMode on the module's own forward."""
+    from fla.flops import count_flops, formula_macs
+
+    m = make()
+    x = torch.randn(batch, 32, 12, 18)  # N = 216 > head_dim: the linear order
+    assert count_flops(m, x) == 2 * formula_macs(m, x)
 
 
 def test_softmax_flops_are_quadratic():

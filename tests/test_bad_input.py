@@ -106,7 +106,7 @@ def test_a_start_that_fails_leaves_no_lock(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("the first run failed")
 
-    monkeypatch.setattr(T.runs, "train_one", fail)
+    monkeypatch.setattr(T.runs, "train_detector", fail)
     with pytest.raises(RuntimeError, match="the first run failed"):
         cli("train", "--quick", "--data", tmp_path / "valid" / "data.yaml", "--out", tmp_path / "runs")
-    assert not (tmp_path / "runs" / "settings.json").exists() and not (tmp_path / "runs" / "start.txt").exists()
+    assert not (tmp_path / "runs" / "settings.json").exists()

@@ -9,7 +9,7 @@ import torch
 from fla import FocusedLinearAttention, measure
 from fla.experiments import bench
 from helpers import cli, run_fla
-from reference import dense_reference
+from fla.reference import dense_reference
 
 
 def _positive_qk(ours: FocusedLinearAttention) -> None:
@@ -88,6 +88,37 @@ def test_run_benchmark_rows_skips_and_csv(tmp_path):
     assert tuple(read[0]) == bench.CSV_COLUMNS == ("impl", "device", "dtype", "H", "W", "N", "fwd_ms", "fwdbwd_ms", "peak_mb")
     assert len(read) == 6  # the two skipped cases are notes, not rows
     assert all(float(r["fwdbwd_ms"]) > 0 and int(r["N"]) == int(r["H"]) * int(r["W"]) for r in read)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_run_benchmark_in_half_precision(dtype):
+    """The documented GPU command's dtypes, on the CPU: every implementation runs (the blog's fp32 positional
+    encoding once stopped bf16 at its first size) and the blog still computes fla's output."""
+    torch.set_num_threads(2)
+    rows = bench.run_benchmark(sizes=(4,), dim=16, num_heads=2, dtype=dtype, repeats=1, warmup=0, progress=False)
+    assert [r["impl"] for r in rows] == list(bench.IMPLS)
+    assert all(r["dtype"] == dtype and not r["note"] and r["fwdbwd_ms"] > 0 for r in rows), rows
+    modules = {name: m.to(bench.DTYPES[dtype]) for name, m in bench.build(("fla", "blog"), 16, 2, pos_encoding=False).items()}
+    x = torch.randn(1, 16, 4, 4, dtype=bench.DTYPES[dtype])
+    with torch.no_grad():
+        ours, blog = modules["fla"](x), modules["blog"](x)
+    assert ours.dtype == blog.dtype == bench.DTYPES[dtype]
+    assert ((ours.double() - blog.double()).norm() / ours.double().norm()) < 0.05
+
+
+def test_run_benchmark_skips_what_runs_out_of_gpu_memory(monkeypatch):
+    real = bench.step
+
+    def step(module, *args):
+        if isinstance(module, bench.SoftmaxAttention):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(module, *args)
+
+    monkeypatch.setattr(bench, "step", step)
+    rows = bench.run_benchmark(sizes=(4,), dim=16, num_heads=2, repeats=1, warmup=0, progress=False, memory=False)
+    done = {r["impl"]: r for r in rows}
+    assert done["softmax"]["fwd_ms"] is None and done["softmax"]["note"] == "softmax: out of memory at 4x4, skipped"
+    assert all(done[i]["fwdbwd_ms"] > 0 for i in ("fla", "blog", "linear"))
 
 
 def test_time_impls_changes_turns_so_each_module_follows_every_other():

@@ -1,18 +1,18 @@
+"""The command line's front door, in this process (``helpers.cli``): ``python -m fla`` itself runs as a subprocess
+in test_bench and test_ablate."""
 import pytest
-from helpers import run_fla as _fla
+from helpers import cli
 
 
-@pytest.mark.slow
 def test_help_lists_the_verbs():
-    out = _fla("--help")
+    out = cli("--help")
     assert out.returncode == 0
     for verb in ("data", "train", "bench", "ablate", "models"):
         assert verb in out.stdout
 
 
-@pytest.mark.slow
 def test_verb_usage_errors_are_one_line():
-    out = _fla("bench", "--frobnicate")
+    out = cli("bench", "--frobnicate")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["fla bench: error: unrecognized arguments: --frobnicate (see fla bench --help)"]
 
@@ -28,9 +28,8 @@ def test_at_least():
             at_least(1)(bad)
 
 
-@pytest.mark.slow
 def test_missing_or_unknown_verb_is_a_usage_error():
     for args in ((), ("fly",)):
-        out = _fla(*args)
+        out = cli(*args)
         assert out.returncode == 2
         assert "usage: fla" in out.stderr

@@ -25,8 +25,6 @@ from helpers import QuietHandler, serve
 
 PREPARED = SHARED / "data" / "helmet"
 SOURCE = SHARED / "data" / "helmet-source"
-needs_shared = pytest.mark.skipif(not (PREPARED.is_dir() and SOURCE.is_dir()),
-                                reason=f"shared helmet data not found under {SHARED} (set FLA_SHARED)")
 
 
 class Host(QuietHandler):
@@ -92,7 +90,7 @@ def test_manifest_lists_100_per_split_with_hashes():
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_download_equals_prepared(host, tmp_path):
     out = tmp_path / "helmet"
     yaml_path = get_data(out=out, base_url=host.url, progress=False)
@@ -109,7 +107,7 @@ def test_download_equals_prepared(host, tmp_path):
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_ultralytics_accepts_data_yaml(host, tmp_path):
     from ultralytics.data.utils import check_det_dataset
 
@@ -121,7 +119,7 @@ def test_ultralytics_accepts_data_yaml(host, tmp_path):
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_corrupted_file_is_named_and_nothing_left_behind(host, tmp_path):
     bad = D.manifest("val")[7]["source"]
     host.corrupt.add(bad)
@@ -134,7 +132,7 @@ def test_corrupted_file_is_named_and_nothing_left_behind(host, tmp_path):
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_interrupted_download_resumes_without_refetching(host, tmp_path):
     out = tmp_path / "helmet"
     host.fail_after = 150
@@ -172,7 +170,7 @@ def test_missing_folder_says_how_to_get_the_data(tmp_path, monkeypatch):
         get_data(source=missing)
 
 
-@needs_shared
+@pytest.mark.needs_data
 def test_way2_prepared_folder_is_verified_and_used_in_place(tmp_path, monkeypatch):
     assert get_data(source=PREPARED) == PREPARED.resolve() / "data.yaml"
     monkeypatch.setenv("FLA_DATA", str(PREPARED))
@@ -191,7 +189,7 @@ def test_way2_prepared_folder_is_verified_and_used_in_place(tmp_path, monkeypatc
         get_data(source=tampered)
 
 
-@needs_shared
+@pytest.mark.needs_data
 def test_way3_full_export_builds_the_subset(tmp_path):
     export = SOURCE / "Hard-Hat-Workers-1"
     out = tmp_path / "helmet"
@@ -207,7 +205,7 @@ def test_way3_full_export_builds_the_subset(tmp_path):
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_cli_prints_data_yaml_path_last(host, tmp_path):
     env = {**os.environ, "no_proxy": "127.0.0.1,localhost"}
     out = tmp_path / "helmet"
@@ -224,7 +222,7 @@ def test_cli_prints_data_yaml_path_last(host, tmp_path):
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_resolve_data_defaults_to_the_cache(host, tmp_path, monkeypatch):
     monkeypatch.delenv("FLA_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -4,7 +4,6 @@ import html
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from fla import FocusedLinearAttention
 from fla.course.dataflow import ARROWS, BOXES
@@ -31,6 +30,10 @@ def test_the_shapes_on_the_arrows_are_the_modules():
     assert (tuple(phi_q.transpose(1, 2).shape)) == (b, n, c)  # "B×N×C" into and out of φ_p
     assert tuple(qh.shape) == tuple(vh.shape) == (b, heads, n, d)  # "B×h×N×d"
     assert tuple((kh.transpose(-2, -1) @ vh).shape) == (b, heads, d, d)  # "B×h×d×d": the state
-    grid = vh.transpose(-2, -1).reshape(b * heads, d, h, w)  # "B·h×d×H×W" into the DWC
-    assert tuple(F.conv2d(grid, m.dwc.weight, padding=1, groups=d).shape) == (b * heads, d, h, w)
+    # "B·h×d×H×W" into the DWC: the module's DWC term is its d-channel conv (m.dwc, which takes d channels
+    # only) run on each head's d channels of V as one image, the heads folded into the batch
+    term = m.dwc_term(v, (h, w))  # (B, C, N), what the module adds to the attention's output
+    heads_as_batch = v.reshape(b * heads, d, h, w)
+    with torch.no_grad():
+        torch.testing.assert_close(term.reshape(b * heads, d, n), m.dwc(heads_as_batch).flatten(2))
     assert tuple(m(x).shape) == (b, c, h, w)

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import SHARED, load_tool
+from conftest import load_tool
 from shared_data import private_helmet
 from jupyter_env import KERNEL, isolated_jupyter_env, use_in_this_process
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+#: what a notebook's source calls for the helmet data: resolve_data() needs it (downloads it otherwise; the
+#: kernels run offline), find_data() uses it when it is here
+DATA_CALLS = {"resolve_data(": pytest.mark.needs_data, "find_data(": pytest.mark.needs_data(optional=True)}
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 setup_cell = load_tool("setup_cell")  # writes the notebooks' first cell
 
@@ -30,6 +33,9 @@ SLIDERS = {
     "03-rank": ({("SelectionSliderModel", "DWC strength t")}, "t = 0: rank of A + t·D_0"),
 }
 
+
+#: name -> the notebook as the quick-mode test executed it, for test_prose_numbers (one execution serves both)
+QUICK_RUNS: dict = {}
 
 CHECK_FALSE = re.compile(r"(?<![=\w])False[.)]*\s*$")
 
@@ -91,15 +97,18 @@ def test_kernel_is_this_interpreter(kernel_env):
     assert KernelSpecManager().get_kernel_spec(KERNEL).argv[0] == sys.executable
 
 
+def _with_data_marks(path: Path):
+    source = "".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    return pytest.param(path, marks=[mark for call, mark in DATA_CALLS.items() if call in source][:1], id=path.stem)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [_with_data_marks(p) for p in NOTEBOOKS])
 def test_notebook_executes_in_quick_mode(path, kernel_env):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    if "resolve_data(" in "".join(c.source for c in nb.cells) and "FLA_DATA" not in kernel_env:
-        pytest.skip(f"{path.name} trains on the helmet subset: no local copy at {SHARED / 'data' / 'helmet'} and no FLA_DATA")
     client = NotebookClient(nb, timeout=900, kernel_name=KERNEL, resources={"metadata": {"path": str(path.parent)}})
     t0 = time.perf_counter()
     client.execute(env=kernel_env)  # raises CellExecutionError on the first failing cell (a notebook's assert too)
@@ -118,6 +127,7 @@ def test_notebook_executes_in_quick_mode(path, kernel_env):
         texts = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel"]
         assert any(first_text in t for t in texts), texts  # the view rendered its first state
         json.dumps(nb.metadata["widgets"])  # the saved state is plain JSON
+    QUICK_RUNS[path.stem] = nb
 
 
 def test_test_kernels_refuse_non_loopback_connections(kernel_env):

@@ -18,7 +18,12 @@ def test_loopback_connect_is_allowed():
     server.listen(1)
     client = socket.socket()
     try:
-        client.connect(server.getsockname())
+        client.connect(server.getsockname())  # the guard refuses with an AssertionError, which would fail here
+        conn, _ = server.accept()
+        with conn:
+            client.sendall(b"ping")
+            assert conn.recv(4) == b"ping"  # a real connection, not a stub that swallowed connect
+        assert client.getpeername() == server.getsockname()
     finally:
         client.close()
         server.close()

@@ -21,7 +21,6 @@ from helpers import serve
 from shared_data import present
 
 SCRIPT = REPO / "tests" / "shared_data.py"
-needs_shared = pytest.mark.skipif(not present(SHARED), reason=f"helmet data not under {SHARED}")
 
 
 def make_data(shared: Path, base_url: str, *extra: str) -> subprocess.CompletedProcess:
@@ -43,7 +42,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-@needs_shared
+@pytest.mark.needs_data
 def test_make_data_fetches_the_shared_folders_once(host, tmp_path):
     server, url = host
     shared = tmp_path / "shared"
@@ -81,10 +80,42 @@ def test_without_network_make_data_gives_up_fast_and_says_how(tmp_path):
     assert not (tmp_path / "shared").exists()
 
 
+PROBE = """
+import pytest
+
+@pytest.mark.needs_data
+def test_reads_the_data():
+    raise AssertionError("ran without the data")
+
+@pytest.mark.needs_data(optional=True)
+def test_skips_for_another_reason():
+    pytest.skip("no GPU")
+
+@pytest.mark.needs_data(optional=True)
+def test_has_a_no_data_path():
+    pass
+
+def test_takes_the_fixture(helmet):
+    raise AssertionError("ran without the data")
+
+def test_of_something_else():  # not in the lane
+    pass
+"""
+
+
 @pytest.mark.slow
 def test_a_test_skipped_for_want_of_data_says_how_to_get_it(tmp_path):
-    env = {**os.environ, "FLA_SHARED": str(tmp_path / "none")}
-    done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_data.py", "-q", "-rs", "-p", "no:cacheprovider"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    """The no-data lane (.ci/run: ``-m needs_data --no-data``): every data test skips with the how-to or passes;
+    one that skips for another reason fails the lane."""
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    env = {**os.environ, "FLA_SHARED": str(tmp_path / "none"), "PYTHONPATH": str(REPO / "tests")}
+    env.pop("FLA_DATA", None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-m", "needs_data", "--no-data", "-q", "-rs",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path / "test_probe.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     skips = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
-    assert skips and all("make data" in line and str(tmp_path / "none") in line for line in skips), done.stdout
+    assert len(skips) == 1 and "[2]" in skips[0], done.stdout  # the test marked, the test taking the fixture
+    assert "make data" in skips[0] and str(tmp_path / "none") in skips[0], done.stdout
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 1 and summary.startswith("1 failed, 1 passed, ") and "deselected" in summary, done.stdout
+    assert "_ test_skips_for_another_reason _" in done.stdout and "(Skipped: no GPU)" in done.stdout, done.stdout

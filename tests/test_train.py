@@ -1,7 +1,6 @@
 """``fla train`` end to end on the real helmet subset: tiny CPU runs (1 epoch, small images); its usage errors."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -18,8 +17,8 @@ import fla.experiments.training as T
 from fla import FocusedLinearAttention
 from fla.cli import main
 from fla.experiments.stats import Detections
+from fla.runtime import cpu_threads
 from fla.yolo import VARIANTS
-from fla.yolo.patches import amp_check_offline
 
 from conftest import REPO, SHARED
 from helpers import cli, detections, read_csv
@@ -30,12 +29,10 @@ QUICK = (T.QUICK["epochs"], T.QUICK["imgsz"])
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(helmet, tmp_path_factory):
     """A private, writable copy: ultralytics writes label caches next to the labels."""
-    if not (HELMET / "data.yaml").is_file():
-        pytest.skip(f"helmet subset not at {HELMET}")
     root = tmp_path_factory.mktemp("helmet") / "helmet"
-    shutil.copytree(HELMET, root)
+    shutil.copytree(helmet, root)
     for p in [root, *root.rglob("*")]:
         p.chmod(p.stat().st_mode | 0o200)
     return root / "data.yaml"
@@ -61,7 +58,7 @@ def test_quick_cli_writes_table_markdown_and_curves(quick_run):
     assert header == list(T.COLUMNS)
     assert [r["variant"] for r in rows] == ["base", "c2f_fla", "neck_fla"]
     for r in rows:
-        assert (int(r["epochs"]), int(r["imgsz"]), r["device"]) == (*QUICK, "cpu")
+        assert (int(r["epochs"]), int(r["imgsz"]), r["device"]) == (*QUICK, f"cpu ({cpu_threads()} threads)")
         for col in ("map50", "map50_95", "precision", "recall", "gflops", "s_per_epoch", *T.TEST_COLUMNS):
             assert math.isfinite(float(r[col])), (r["variant"], col)
         assert 0 <= float(r["map50_95"]) <= float(r["map50"]) <= 1
@@ -117,39 +114,6 @@ def test_rerun_skips_finished_runs_and_trains_missing_ones(quick_run, data, caps
     assert [r["variant"] for r in T.read_results(quick_run)] == ["base", "c2f_fla", "neck_fla"]
 
 
-@pytest.mark.slow
-def test_results_without_test_columns_get_them_filled_in(quick_run, data, capsys):
-    """A results.csv from before the test split (no test_* columns): the rerun scores each best.pt on test
-    instead of training again, and gets the numbers a fresh run wrote."""
-    rows = T.read_results(quick_run)
-    old = [c for c in T.COLUMNS if c not in T.TEST_COLUMNS]
-    with open(quick_run / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, old)
-        w.writeheader()
-        w.writerows({k: r[k] for k in old} for r in rows)
-    assert all(math.isnan(r["test_map50"]) for r in T.read_results(quick_run))
-    capsys.readouterr()
-    T.train_all(["base", "c2f_fla"], [0], data, quick_run, epochs=QUICK[0], imgsz=QUICK[1], quick=True, n_boot=20)
-    log = capsys.readouterr().out
-    assert log.count("done before; scoring its best.pt on the test split") == 2 and "training under" not in log
-    again = {r["variant"]: r for r in T.read_results(quick_run)}
-    for r in rows:
-        if r["variant"] != "neck_fla":
-            assert [again[r["variant"]][c] for c in T.TEST_COLUMNS] == pytest.approx([r[c] for c in T.TEST_COLUMNS])
-    assert math.isnan(again["neck_fla"]["test_map50"])  # not asked for in this rerun: left as it was
-
-
-def test_a_finished_row_without_its_checkpoint_is_a_clear_error(tmp_path):
-    row = dict(variant="base", seed=0, epochs=1, imgsz=160, device="cpu", map50=0.1, map50_95=0.05, precision=0.1,
-               recall=0.1, params=1, gflops=1.0, s_per_epoch=1.0, **dict.fromkeys(T.TEST_COLUMNS, math.nan))
-    T.sweep(tmp_path).record(row)
-    yaml = tmp_path / "data.yaml"
-    yaml.write_text("train: images/train\nval: images/val\ntest: images/test\nnc: 2\nnames: {0: helmet, 1: head}\n")
-    (tmp_path / "images" / "val").mkdir(parents=True)  # ultralytics reads a data.yaml only when its val images exist
-    with pytest.raises(T.RunError, match="best.pt is gone; delete its row"):
-        T.train_all(["base"], [0], yaml, tmp_path, epochs=1, imgsz=160, quick=True)
-
-
 def test_an_output_folder_holds_runs_of_one_start(tmp_path):
     """Rows are skipped as done and paired with each other: a sweep with another start in the same --out is refused
     before anything trains. A folder is claimed by its first row (recorded here, not trained); a sweep that
@@ -180,19 +144,9 @@ def test_an_output_folder_holds_runs_of_one_start(tmp_path):
     assert T.start_of(first) != T.start_of(second) and T.start_of(None) == "scratch"
 
 
-def test_a_folder_whose_start_txt_recorded_the_start_keeps_it(tmp_path):
-    """Folders written by version 0.1 recorded their start in start.txt: it moves into settings.json, and a sweep
-    from another start is refused there as before."""
-    (tmp_path / "start.txt").write_text("yolov8n.pt sha256:0123456789ab\n")
-    with pytest.raises(T.SettingsClash, match="other settings for start"):
-        T.sweep(tmp_path)
-    assert json.loads((tmp_path / "settings.json").read_text()) == {"start": "yolov8n.pt sha256:0123456789ab"}
-    assert not (tmp_path / "start.txt").exists()
-
-
 @pytest.mark.slow
 def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
-    real, calls = T.train_one, []
+    real, calls = T.train_detector, []
 
     def stop_on_second(*args, **kwargs):
         calls.append(args[:2])
@@ -200,7 +154,7 @@ def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(T.runs, "train_one", stop_on_second)
+    monkeypatch.setattr(T.runs, "train_detector", stop_on_second)
     with pytest.raises(KeyboardInterrupt):
         T.train_all(["neck_fla"], [0, 1], data, tmp_path, epochs=1, imgsz=96, quick=True)
     assert [(r["variant"], r["seed"]) for r in T.read_results(tmp_path)] == [("neck_fla", 0)]
@@ -221,7 +175,7 @@ def seeded_runs(data, tmp_path_factory):
         runs = []
         for k, seed in enumerate([0, 0, 1]):
             out = tmp_path_factory.mktemp(f"seed{k}")
-            row = T.train_one("c2f_fla", seed, data, out, epochs=1, imgsz=128, quick=True)
+            row = T.train_detector("c2f_fla", seed, data, out, epochs=1, imgsz=128, quick=True)
             _, log = read_csv(T.run_dir(out, "c2f_fla", seed, 1, 128) / "results.csv")
             runs.append((row, log))
     finally:
@@ -267,20 +221,6 @@ def test_best_checkpoint_reloads_and_predicts_in_a_fresh_process(quick_run):
     assert int(out.stdout.split()[1]) > 0
 
 
-def test_amp_check_never_downloads(monkeypatch, tmp_path):
-    import torch
-    from ultralytics import utils
-
-    monkeypatch.setattr(utils, "WEIGHTS_DIR", tmp_path)  # yolo26n.pt absent: the real check would download it
-    calls = []
-    check = amp_check_offline(lambda model: calls.append(model) or "real")
-    on_gpu = torch.nn.Linear(1, 1, device="meta")  # any non-CPU device stands for the GPU here
-    assert check(on_gpu) is True and calls == []
-    assert check(torch.nn.Linear(1, 1)) == "real"  # CPU: the real check (it returns False before any download)
-    (tmp_path / "yolo26n.pt").touch()
-    assert check(on_gpu) == "real"
-
-
 def _row(variant, seed, map50, s, test=math.nan, epochs=T.report.TIMED_EPOCHS):
     return dict(variant=variant, seed=seed, epochs=epochs, imgsz=160, device="cpu", map50=map50, map50_95=map50 / 2,
                 precision=0.5, recall=0.5, params=1_000_000, gflops=8.0, s_per_epoch=s, test_map50=test,
@@ -290,7 +230,7 @@ def _row(variant, seed, map50, s, test=math.nan, epochs=T.report.TIMED_EPOCHS):
 def test_summary_gives_mean_spread_and_time_vs_the_base_of_the_same_scale():
     rows = [_row("base", 0, 0.2, 10.0, 0.1), _row("base", 1, 0.4, 12.0, 0.3), _row("c2f_fla", 0, 0.3, 11.0, 0.2),
             _row("c2f_fla", 1, 0.3, 11.0, 0.2), _row("base@s", 0, 0.5, 20.0), _row("c2f_fla@s", 0, 0.6, 30.0)]
-    lines = {line.split(" | ")[0].strip("| "): line for line in T.summary_table(rows).splitlines()[2:]}
+    lines = {line.split(" | ")[0].strip("| "): line for line in T.variant_table(rows).splitlines()[2:]}
     assert "| 2 |" in lines["base"] and "| 0.300 ± 0.141 | 0.150 ± 0.071 |" in lines["base"] and "11.00" in lines["base"]
     assert "| 0.200 ± 0.141 | 0.100 ± 0.071 |" in lines["base"]  # test mAP50, mAP50-95
     assert "0.300 ± 0.000" in lines["c2f_fla"] and lines["c2f_fla"].endswith("| 1.00× |")
@@ -301,7 +241,7 @@ def test_summary_gives_mean_spread_and_time_vs_the_base_of_the_same_scale():
 def test_no_time_ratio_from_runs_too_short_to_time():
     short = T.report.TIMED_EPOCHS - 1
     rows = [_row("base", 0, 0.2, 10.0, epochs=short), _row("c2f_fla", 0, 0.3, 30.0, epochs=short)]
-    lines = T.summary_table(rows).splitlines()[2:]
+    lines = T.variant_table(rows).splitlines()[2:]
     assert all(line.endswith("| – |") for line in lines) and "30.00" in lines[1]
 
 
@@ -383,3 +323,35 @@ def test_a_full_run_on_the_cpu_says_what_starts_and_how_long(tmp_path, monkeypat
     out = cli("train", "--data", yaml, "--variants", "base", "neck_fla", "--out", tmp_path / "runs")
     assert out.returncode == 0
     assert out.stderr.startswith("fla train: 2 runs (base neck_fla × seed 0) of 100 epochs at 640 px on the CPU: about ")
+
+
+def test_test_split_is_scored_in_the_precision_the_val_split_was(monkeypatch, tmp_path):
+    """On a GPU with AMP ultralytics' final validation reloads best.pt in fp16 (``quantize=16``): the test scoring
+    asks for the same, so a val − test gap holds no change of precision; on a CPU both stay fp32."""
+    import types
+
+    import ultralytics
+
+    from fla.experiments.training import runs
+
+    calls = []
+
+    class Recorded:
+        def __init__(self, weights):
+            self.weights = weights
+
+        def add_callback(self, *args):
+            pass
+
+        def val(self, **kwargs):
+            calls.append(kwargs)
+            return types.SimpleNamespace(box=types.SimpleNamespace(map50=0.5, map=0.25, mp=0.4, mr=0.3))
+
+    monkeypatch.setattr(ultralytics, "YOLO", Recorded)
+    monkeypatch.setattr(runs, "has_split", lambda data, split: True)
+    for half in (True, False):
+        row = runs.score_test(tmp_path, tmp_path / "data.yaml", imgsz=160, device="0" if half else "cpu", half=half)
+        assert row["test_map50"] == 0.5
+    assert [c["quantize"] for c in calls] == [16, None]
+    trainer = lambda quantize: types.SimpleNamespace(validator=types.SimpleNamespace(args=types.SimpleNamespace(quantize=quantize)))
+    assert runs.validated_in_fp16(trainer(16)) and not runs.validated_in_fp16(trainer(None))

@@ -72,9 +72,9 @@ def test_ship_copies_what_the_analysis_reads_and_no_checkpoint(tmp_path, monkeyp
     assert kept[0]["diff"] > 0  # c2f_fla was made to find more boxes
 
     monkeypatch.setenv("FLA_SHIPPED", str(dest))
-    assert S.shipped() == dest
+    assert S.shipped_folder() == dest
     monkeypatch.setenv("FLA_SHIPPED", str(tmp_path / "nothing"))
-    assert S.shipped() is None
+    assert S.shipped_folder() is None
 
 
 def test_the_docs_tables_of_a_training_folder(tmp_path):
@@ -105,7 +105,7 @@ def test_the_ship_tool_records_the_note_and_prints_the_docs_tables(tmp_path, cap
     printed = capsys.readouterr().out
     assert S.provenance(dest)["note"] == "seed 0 ran twice" and S.provenance(dest)["commit"] == "abc1234" and S.describe(dest) in printed
     rows = T.read_results(dest)
-    for table in (T.run_table(dest, rows), T.summary_table(rows), T.paired_table(T.read_comparisons(dest))):
+    for table in (T.run_table(dest, rows), T.variant_table(rows), T.paired_table(T.read_comparisons(dest))):
         assert table in printed
     assert T.read_comparisons(dest)[0]["n_boot"] == 20  # the tool's bootstrap, shipped
     for figure in ("training-cpu60-curves.png", "training-cpu60-paired.png"):
@@ -127,7 +127,7 @@ def test_ship_refuses_a_folder_without_runs(tmp_path):
 
 
 def test_the_checked_in_runs_match_their_provenance():
-    folder = S.shipped()
+    folder = S.shipped_folder()
     if folder is None:
         pytest.skip("no shipped runs in this checkout")
     p = S.provenance(folder)
@@ -140,12 +140,12 @@ def test_the_checked_in_runs_match_their_provenance():
 
 
 def test_the_docs_tables_are_generated_from_the_shipped_runs():
-    folder = S.shipped()
+    folder = S.shipped_folder()
     if folder is None:
         pytest.skip("no shipped runs in this checkout")
     text = (REPO / "docs" / "training.md").read_text()
     rows = T.read_results(folder)
-    for table in (T.run_table(folder, rows), T.summary_table(rows), T.paired_table(T.read_comparisons(folder))):
+    for table in (T.run_table(folder, rows), T.variant_table(rows), T.paired_table(T.read_comparisons(folder))):
         assert table in text, "paste the tables tools/ship_helmet_runs.py prints into docs/training.md"
     assert S.provenance(folder)["commit"] in text
 

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from fla.experiments.training.plan import (BUDGET_MIN, CPU_S_PER_EPOCH_320, GPU_S_PER_EPOCH_640, Hardware, plan,
-                                           seconds_per_epoch)
+from fla.experiments.training.plan import (BUDGET_MIN, CPU_S_PER_EPOCH_320, GPU_S_PER_EPOCH_640, Hardware,
+                                           epoch_seconds, hardware, plan_for, replan, seconds_per_epoch)
 from fla.experiments.training.power import chi2_quantile, detectable_t, sd_interval, t_quantile
 from fla.experiments.stats import detectable
 
@@ -16,7 +16,7 @@ T4 = Hardware("cuda", 2, "Tesla T4")
 
 
 def test_mini_run_on_a_two_core_cpu_fits_ten_minutes_at_320_px():
-    p = plan(CPU2)
+    p = plan_for(CPU2)
     assert p.variants == ("base", "c2f_fla") and p.seeds == (0,) and p.imgsz == 320
     assert p.minutes <= BUDGET_MIN["cpu"]
     # the epochs are what the measured cost allows: one more epoch per run would pass 80% of the budget
@@ -26,22 +26,22 @@ def test_mini_run_on_a_two_core_cpu_fits_ten_minutes_at_320_px():
 
 
 def test_mini_run_on_a_t4_fits_twenty_minutes_and_says_its_cost_is_an_estimate():
-    p = plan(T4)
+    p = plan_for(T4)
     assert p.variants == ("base", "c2f_fla") and p.imgsz == 640
     assert p.minutes <= BUDGET_MIN["cuda"]
-    assert p.epochs > plan(CPU2).epochs  # the GPU affords more training in twice the time
+    assert p.epochs > plan_for(CPU2).epochs  # the GPU affords more training in twice the time
     assert "estimate" in p.how and "Tesla T4" in p.how
     assert math.isclose(p.minutes, 2 * (p.epochs * GPU_S_PER_EPOCH_640 + 60) / 60)
 
 
 def test_more_cores_buy_more_epochs_until_the_cap():
-    assert plan(Hardware("cpu", 4)).epochs > plan(CPU2).epochs
-    assert plan(Hardware("cpu", 64)).epochs == plan(Hardware("cpu", 8)).epochs
-    assert plan(Hardware("cpu", 1)).epochs >= 1
+    assert plan_for(Hardware("cpu", 4)).epochs > plan_for(CPU2).epochs
+    assert plan_for(Hardware("cpu", 64)).epochs == plan_for(Hardware("cpu", 8)).epochs
+    assert plan_for(Hardware("cpu", 1)).epochs >= 1
 
 
 def test_full_experiment_is_the_nine_runs_and_its_estimate_is_hours_on_a_cpu():
-    cpu, gpu = plan(CPU2, "full"), plan(T4, "full")
+    cpu, gpu = plan_for(CPU2, "full"), plan_for(T4, "full")
     assert cpu.variants == ("base", "c2f_fla", "neck_fla") and cpu.seeds == (0, 1, 2)
     assert (cpu.epochs, cpu.imgsz) == (60, 320) and (gpu.epochs, gpu.imgsz) == (100, 640)
     assert len(cpu.runs) == 9 and cpu.runs[:3] == [("base", 0), ("c2f_fla", 0), ("neck_fla", 0)]  # seed by seed
@@ -51,7 +51,7 @@ def test_full_experiment_is_the_nine_runs_and_its_estimate_is_hours_on_a_cpu():
 def test_quick_mode_is_tiny_whatever_was_asked():
     for hw in (CPU2, T4):
         for experiment in ("mini", "full"):
-            p = plan(hw, experiment, quick=True)
+            p = plan_for(hw, experiment, quick=True)
             assert (p.epochs, p.imgsz, len(p.runs)) == (1, 160, 4)
 
 
@@ -61,9 +61,44 @@ def test_cost_scales_with_pixels():
 
 def test_unknown_experiment_or_device_is_refused():
     with pytest.raises(ValueError, match="mini"):
-        plan(CPU2, "everything")
+        plan_for(CPU2, "everything")
     with pytest.raises(ValueError, match="device"):
-        plan(Hardware("tpu", 2))
+        plan_for(Hardware("tpu", 2))
+
+
+def test_a_gpu_seen_by_torch_gets_the_gpu_plan(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
+    hw = hardware()
+    assert hw.device == "cuda" and hw.gpu == "Tesla T4"
+    assert plan_for(hw).imgsz == 640 and "Tesla T4" in plan_for(hw).how
+
+
+def test_gpu_plan_replans_when_its_first_run_was_slower_than_estimated():
+    """The 5 s/epoch on a GPU is an assumption: after the first run the measured pace decides the epochs."""
+    p = plan_for(T4)
+    estimate = seconds_per_epoch(T4, p.imgsz)[0]
+    assert replan(p, T4, estimate) == p and replan(p, T4, estimate / 2) == p  # as fast as estimated or faster: kept
+    slow = replan(p, T4, 3 * estimate)
+    assert slow.epochs < p.epochs and slow.minutes <= BUDGET_MIN["cuda"] and slow.runs == p.runs
+    assert f"{3 * estimate:.1f} s/epoch measured" in slow.how
+    per_run = 0.8 * BUDGET_MIN["cuda"] * 60 / len(p.runs) - 60  # one more epoch would pass 80% of the budget
+    assert slow.epochs * 3 * estimate <= per_run < (slow.epochs + 1) * 3 * estimate
+    full = plan_for(T4, "full")
+    assert replan(full, T4, 3 * estimate).epochs == full.epochs  # the protocol's epochs; only the estimate grows
+    assert replan(full, T4, 3 * estimate).minutes > full.minutes
+    assert replan(plan_for(CPU2), CPU2, 2 * CPU_S_PER_EPOCH_320).epochs < plan_for(CPU2).epochs
+
+
+def test_epoch_seconds_are_whole_epochs_from_ultralytics_log():
+    """ultralytics' ``time`` column is the seconds elapsed at each epoch's end, validation included: the same
+    kind of figure as the plan's estimate (results.csv's s_per_epoch is the training pass alone)."""
+    log = [{"epoch": 1.0, "time": 14.0}, {"epoch": 2.0, "time": 24.0}, {"epoch": 3.0, "time": 36.0}]
+    assert epoch_seconds(log) == 12.0
+    with pytest.raises(ValueError, match="no epoch log"):
+        epoch_seconds([])
 
 
 def test_t_and_chi_square_quantiles():

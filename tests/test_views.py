@@ -21,10 +21,10 @@ from fla.course.views import (
     attention_matrices,
     dwc_kernels,
     dwc_strength_curve,
-    effective_rank,
     entropy_curve,
     focusing_pairs,
     focusing_view,
+    query_scale_rows,
     rank_over_dim,
     rank_view,
     temperature_curve,
@@ -159,6 +159,20 @@ def test_focusing_pairs_proposition_1_is_an_existence_claim():
     assert at30["different_more_similar"] < at3["different_more_similar"]
 
 
+def test_query_scale_homogeneous_features_give_q_and_lambda_q_the_same_row_a_bias_does_not(tokens):
+    lambdas = [0.25, 1.0, 4.0]
+    r = query_scale_rows(tokens, 7 * 14 + 7, lambdas, p=3.0, bias=-0.5)
+    assert r["linear"]["change"] < 1e-6 and r["focused"]["change"] < 1e-6
+    assert r["linear + bias"]["change"] > 1e-2 and r["softmax"]["change"] > 1e-1
+    assert np.all(np.diff(r["softmax"]["entropy"]) < 0)  # λ is softmax's inverse temperature
+    x = token_rows(tokens)
+    phi = lambda t: Fn.relu_kernel(t - 0.5)  # noqa: E731
+    by_hand = phi(x) @ phi(4.0 * x[7 * 14 + 7])
+    np.testing.assert_allclose(r["linear + bias"]["rows"][2], (by_hand / by_hand.sum()).numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match="contain 1"):
+        query_scale_rows(tokens, 0, [2.0])
+
+
 def test_focusing_view_text_reports_the_chosen_kernel(tokens):
     v = focusing_view(tokens, 4.5, (2, 11), kind="softmax")
     assert v.text.startswith("p = 4.50 · query (2, 11) · softmax entropy ")
@@ -213,6 +227,7 @@ def test_dwc_with_a_centre_only_kernel_is_the_identity():
 
 
 def test_effective_rank_bounds():
+    effective_rank = Fn.effective_rank
     assert effective_rank(torch.ones(10)).item() == pytest.approx(10.0)
     assert effective_rank(torch.tensor([1.0, 0, 0])).item() == pytest.approx(1.0)
     assert 1.0 < effective_rank(torch.tensor([1.0, 0.1, 0.01])).item() < 2.0

@@ -91,6 +91,62 @@ def test_neck_block_refuses_other_inputs():
         DetectionModel(d, verbose=False)
 
 
+def _constructions(monkeypatch, classes) -> list[tuple[str, tuple]]:
+    """(class name, positional args) of every object built of exactly one of ``classes``, in order."""
+    calls = []
+    for cls in classes:
+        def init(self, *args, _real=cls.__init__, _cls=cls, **kwargs):
+            if type(self) is _cls:
+                calls.append((_cls.__name__, args))
+            _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", init)
+    return calls
+
+
+@pytest.mark.parametrize("variant, scale", [("c2f_fla", "s"), ("yolo11:c3k2_fla", "m"), ("yolo26:fla", "l"), ("neck_fla", "n")])
+def test_our_blocks_get_the_arguments_ultralytics_gives_their_stand_ins(monkeypatch, variant, scale):
+    """Each FLA layer is built once, from the arguments parse_model computes for its stand-in from the YAML's
+    args (channels inferred, depth and width scaled, C3k2's c3k forced at m/l/x): the same YAML with the stand-ins
+    named instead gives them those same arguments. No stand-in is built for our layers."""
+    import yaml
+
+    from ultralytics.nn.modules import AIFI, C2PSA, C3k2
+
+    ours = _constructions(monkeypatch, (Y.C2f_FLA, Y.C3k2_FLA, Y.C2PSA_FLA, Y.FLABlock))
+    theirs = _constructions(monkeypatch, (C2f, C3k2, C2PSA, AIFI))
+    DetectionModel(Y.model_yaml(variant, scale), nc=2, verbose=False)
+    built_ours, stand_ins_built_with_ours = list(ours), len(theirs)
+
+    d = yaml.safe_load(open(Y.CFG_DIR / Y.VARIANTS[variant]))
+    layers = d["backbone"] + d["head"]
+    is_ours = [layer[2] in Y.patches.STAND_INS for layer in layers]
+    for layer in layers:
+        layer[2] = Y.patches.STAND_INS.get(layer[2], layer[2])
+    d["scale"] = scale
+    theirs.clear()
+    DetectionModel(d, nc=2, verbose=False)
+    stand_in_layers = [mine for mine, layer in zip(is_ours, layers) if layer[2] in ("C2f", "C3k2", "C2PSA", "AIFI")]
+    assert len(theirs) == len(stand_in_layers) and any(is_ours)
+    assert [args for _, args in built_ours] == [args for (_, args), mine in zip(theirs, stand_in_layers) if mine]
+    assert stand_ins_built_with_ours == stand_in_layers.count(False)  # none for our layers
+
+
+def test_fla_flops_are_counted_on_the_model_device():
+    """``fla models``' FLOP count runs its forward on the model's device (a GPU model got a CPU input); "meta" stands
+    in for the GPU here."""
+    import types
+
+    from fla.yolo.table import attention_placements
+
+    net = torch.nn.Module()  # layers named "model.<i>", as in a DetectionModel
+    net.model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3))
+    net.forward = net.model.forward
+    on_cpu = attention_placements(types.SimpleNamespace(model=net), 32)
+    assert on_cpu[1] > 0
+    assert attention_placements(types.SimpleNamespace(model=net.to("meta")), 32) == on_cpu
+
+
 def test_yaml_keeps_our_names_for_rebuilds(models):
     """Model.train() rebuilds from model.yaml: our names must still be there."""
     yaml = models[("c2f_fla", "n")].model.yaml

@@ -2,7 +2,7 @@
 
 ultralytics loads a .pt with torch.load; for a missing module (any ``ModuleNotFoundError``) its AutoInstall
 runs ``pip install <name>``, and ``fla`` on PyPI is someone else's package. Our blocks pickle behind a
-check that ``fla.yolo`` imports (``fla.yolo.patches._Requirement``), which stops the load with an error
+check that ``fla.yolo`` imports (``fla.yolo.checkpoints._Requirement``), which stops the load with an error
 that is not a ``ModuleNotFoundError``. The "fresh process" here is this venv's Python with fla-teach
 hidden as if uninstalled: its import hook removed, its metadata not found by importlib.metadata's
 discovery; ultralytics' pip calls and AutoInstall calls are recorded and refused.
@@ -92,7 +92,7 @@ def test_missing_fla_teach_says_how_to_install_it_and_never_runs_pip(checkpoint,
         (tmp_path / "other" / "fla" / "__init__.py").write_text("")
     out = _load_without_fla(checkpoint, tmp_path, **({"PYTHONPATH_CHILD": str(tmp_path / "other")} if other_fla else {}))
     error = out.split("ERROR", 1)[1].split("\nPIP")[0]
-    assert error.startswith(" KeyError") and Y.patches.MISSING in error, out
+    assert error.startswith(" KeyError") and Y.checkpoints.MISSING in error, out
     assert f"pip install '{Y.DISTRIBUTION} @ git+" in error
     assert out.rstrip().endswith("PIP []"), out  # neither AutoInstall nor pip, whatever the name
 
@@ -100,7 +100,7 @@ def test_missing_fla_teach_says_how_to_install_it_and_never_runs_pip(checkpoint,
 @pytest.mark.slow
 def test_without_the_requirement_ultralytics_would_install_fla(checkpoint, tmp_path, monkeypatch):
     """The control: a plain pickle of the same model makes ultralytics run ``pip install fla``."""
-    for cls in Y.patches._modules_of(Y.blocks):
+    for cls in Y.checkpoints.modules_of(Y.blocks):
         monkeypatch.setattr(cls, "__reduce_ex__", object.__reduce_ex__)
     plain = tmp_path / "plain.pt"
     YOLO(checkpoint).save(plain)

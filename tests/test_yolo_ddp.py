@@ -21,11 +21,11 @@ from ultralytics.nn.tasks import DetectionModel
 
 import fla.yolo as Y
 
-from helpers import HELMET, attention_modules, fake_batch, fla_variants, small_helmet, with_loss_args
+from helpers import attention_modules, fake_batch, fla_variants, small_helmet, with_loss_args
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
+@pytest.mark.needs_data
 def test_ddp_worker_rebuilds_our_blocks_without_importing_fla(tmp_path):
     from ultralytics.utils.dist import generate_ddp_file
 

@@ -18,7 +18,7 @@ import fla.yolo as Y
 from helpers import HELMET, attention_modules, fla_variants, photo
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
-pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
+pytestmark = pytest.mark.needs_data
 
 
 

@@ -11,7 +11,7 @@ from fla.cli import main
 
 from helpers import HELMET, closed_port, serve
 
-pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
+pytestmark = pytest.mark.needs_data
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import fla.yolo as Y
 from helpers import HELMET, attention_modules, base_of, detection_loss, fla_variants, photo
 
 FLA = fla_variants()
-pytestmark = pytest.mark.skipif(not (HELMET / "data.yaml").is_file(), reason=f"helmet subset not at {HELMET}")
+pytestmark = pytest.mark.needs_data
 
 
 @pytest.fixture(scope="module")

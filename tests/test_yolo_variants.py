@@ -173,3 +173,14 @@ def test_train_accepts_the_new_variant_names():
     args = parser.parse_args(["--variants", "yolo11:c3k2_fla", "yolo12:base", "c2f_fla_p3", "base"])
     assert args.variants == ["yolo11:c3k2_fla", "yolo12:base", "c2f_fla_p3", "base"]
     assert parser.parse_args([]).variants == list(Y.DEFAULT_VARIANTS)
+
+
+def test_markdown_table_shows_only_the_latency_columns_that_were_measured():
+    from fla.yolo.table import markdown
+
+    row = {"variant": "base", "scale": "n", "params": 1, "attention_params": 0, "gflops": 8.86, "attention_gflops": 0.0,
+           "gflops_all": 8.86, "torch_ms": None, "ort_ms": None, "torch_min_ms": None, "ort_min_ms": None}
+    header = lambda **ms: markdown([{**row, **ms}]).splitlines()[0]  # noqa: E731
+    assert "torch ms" not in header() and "ORT" not in header()
+    assert "torch ms" in header(torch_ms=150.0, torch_min_ms=140.0) and "ORT" not in header(torch_ms=150.0, torch_min_ms=140.0)
+    assert "ORT ms" in header(torch_ms=150.0, torch_min_ms=140.0, ort_ms=100.0, ort_min_ms=90.0)

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args.docs.mkdir(parents=True, exist_ok=True)
     T.plot_curves(dest, shipped_rows, path=args.docs / "training-cpu60-curves.png")
     T.plot_paired(T.read_comparisons(dest)).savefig(args.docs / "training-cpu60-paired.png", dpi=100)
-    for table in (T.run_table(dest, shipped_rows), T.summary_table(shipped_rows),
+    for table in (T.run_table(dest, shipped_rows), T.variant_table(shipped_rows),
                   T.paired_table(T.read_comparisons(dest))):
         print(table, end="\n\n")
     return 0

@@ -8,15 +8,19 @@ verb by adding a module and a line to ``VERBS``.
 
 The rules every verb keeps: a bad argument, path or file is one line on stderr (``usage_error``), found
 before any long work starts, exit status 2, nothing written; Ctrl-C is one line saying what was kept and
-how to go on (a verb's ``interrupted(args)``), exit status 130.
+how to go on (a verb's ``interrupted(args)``), exit status 130. A place that stops taking writes during the
+work (a full disk) is one line too, exit status 2: the file it failed on, and what was kept; so is a result
+file that does not read back (cut off, damaged): which, and how to make it again.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
-import os
 import sys
 from pathlib import Path
+
+from ..files import CorruptFile, WriteError, cannot_write
 
 VERBS = {
     "data": ("fla.cli.data", "get the helmet subset (download, verify or build from a local copy)"),
@@ -56,17 +60,17 @@ class BadInput(ValueError):
 
 def writable(path, arg: str, *, folder: bool) -> Path:
     """``path`` (the value of ``arg``) if a file (``folder=False``) or a folder could be written there; else
-    ``BadInput``. Creates nothing: a command that stops later leaves no empty folder behind."""
+    ``BadInput``. Leaves nothing behind: a command that stops later leaves no empty folder."""
     path = Path(path).expanduser()
     if path.exists() and path.is_dir() != folder:
         raise BadInput(f"{arg} {path}: is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}")
-    existing = path if path.exists() else path.parent
+    existing = path if path.is_dir() else path.parent  # a file is replaced by one written beside it
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
         raise BadInput(f"{arg} {path}: {existing} is a file, so nothing can be written under it")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInput(f"{arg} {path}: {existing} is not writable")
+    if (why := cannot_write(existing)) is not None:
+        raise BadInput(f"{arg} {path}: nothing can be written under {existing} ({why})")
     return path
 
 
@@ -89,6 +93,10 @@ def usage_error(prog: str, message: str) -> int:
     return 2
 
 
+#: what a place that stops taking writes answers: a full disk or quota, a read-only mount, a permission denied
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="fla", description="Focused Linear Attention: the helmet data, training, benchmark and ablation commands.")
@@ -107,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         return module.run(args) or 0
     except BadInput as e:
         return usage_error(verb_parser.prog, str(e))
+    except CorruptFile as e:  # a result file that does not read back: the line names it and how to remake it
+        return usage_error(verb_parser.prog, str(e))
+    except WriteError as e:  # one of our result files: the line says what it kept
+        return usage_error(verb_parser.prog, str(e))
+    except OSError as e:
+        if e.errno not in WRITE_FAULTS:
+            raise
+        kept = getattr(module, "interrupted", lambda args: "")(args)  # a file of the work itself (a checkpoint)
+        return usage_error(verb_parser.prog, "; ".join(filter(None, [f"could not write {e.filename} ({e.strerror})", kept])))
     except KeyboardInterrupt:
         kept = getattr(module, "interrupted", lambda args: "nothing was written; run the same command again")(args)
         print(f"\n{verb_parser.prog}: interrupted: {kept}", file=sys.stderr)

@@ -83,8 +83,11 @@ def run(args) -> int:
         print(f"wrote {write_rows(rows, args.csv)}")
     plot = args.plot or (args.csv.with_suffix(".png") if args.csv else None)
     if plot:
+        from ..course.static import figure_bytes
+        from ..files import write_atomic
+
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_rows(rows, plot)
+        write_atomic(plot, figure_bytes(plot_rows(rows), "png", dpi=120))  # whole or not at all, as the CSV
         print(f"wrote {plot}")
     return 0
 

@@ -99,7 +99,7 @@ def announce(variants, seeds_, epochs: int, imgsz: int) -> str | None:
 
 
 def run(args) -> int:
-    from ..experiments.training import RunError, SettingsClash, summary_table, sweep, train_all
+    from ..experiments.training import SettingsClash, sweep, train_all, variant_table
 
     preset = QUICK if args.quick else FULL
     epochs, imgsz = args.epochs or preset["epochs"], args.imgsz or preset["imgsz"]
@@ -108,14 +108,14 @@ def run(args) -> int:
     data = _data(args.data)
     weights = _weights(args.weights)
     try:
-        sweep(out, weights, data)  # another start in this folder: refused before anything is announced or trained
+        sweep(out, weights)  # another start in this folder: refused before anything is announced or trained
         if not args.quick and (line := announce(args.variants, args.seeds, epochs, imgsz)):
             print(line, file=sys.stderr)
         rows = train_all(args.variants, args.seeds, data, out, epochs=epochs, imgsz=imgsz, batch=args.batch,
                          scale=args.scale, quick=args.quick, n_boot=n_boot, weights=weights)
-    except (RunError, SettingsClash) as e:
+    except SettingsClash as e:
         raise BadInput(first_line(e)) from None
-    print(summary_table(rows))
+    print(variant_table(rows))
     print(f"{out / 'results.csv'}")
     return 0 if all(math.isfinite(r["map50"]) for r in rows) else 1
 

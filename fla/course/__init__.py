@@ -18,7 +18,7 @@ import torch
 
 from ..runtime import pick_device
 
-__all__ = ["QUICK", "setup", "device", "enable_colab_widgets"]
+__all__ = ["QUICK", "setup", "device", "enable_colab_widgets", "inline_figures"]
 
 #: ``FLA_QUICK=1`` shrinks every heavy cell (CI runs the notebooks that way).
 QUICK = os.environ.get("FLA_QUICK", "0") not in ("", "0", "false", "False")
@@ -43,11 +43,36 @@ def enable_colab_widgets() -> bool:
     return True
 
 
+#: matplotlib's backends that draw only into files: in a kernel, ``plt.show()`` shows nothing with them
+FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def inline_figures() -> str | None:
+    """In a notebook's kernel, draw matplotlib figures inline, whatever ``MPLBACKEND`` says: a kernel started with
+    ``MPLBACKEND=Agg`` (a headless server's setting, kept by Jupyter) draws nothing on ``plt.show()``, and the
+    notebooks would run, and render, without their figures. Returns the backend it replaced, else None (not in a
+    kernel, or inline already)."""
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    if shell is None or getattr(shell, "kernel", None) is None:  # a script, a terminal IPython: their backend stands
+        return None
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    if backend.lower() not in FILE_BACKENDS:  # inline, or one the user chose in the notebook (%matplotlib widget)
+        return None
+    shell.run_line_magic("matplotlib", "inline")
+    return backend
+
+
 def setup(seed: int = 0) -> torch.device:
-    """Seed python, numpy and torch; enable Colab's widgets; print the versions, device and mode; return the device."""
+    """Seed python, numpy and torch; enable Colab's widgets; draw figures inline (``inline_figures``); print the
+    versions, device and mode; return the device."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    if (replaced := inline_figures()) is not None:
+        print(f"figures inline: matplotlib's backend was {replaced} (MPLBACKEND={os.environ.get('MPLBACKEND', '')}), "
+              "which shows none in a notebook")
     colab = enable_colab_widgets()
     dev = device()
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"

@@ -1,6 +1,6 @@
 """Where the cost of attention goes: counts, wall-clock and peak memory over the number of tokens (notebook 01).
 
-The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``), the counters
+The formulas live in ``fla.functional`` (``attention_macs``, ``projection_macs``, ``module_macs``), the counters
 in ``fla.flops`` and the timing and memory primitives in ``fla.measure``; this module lines them up
 over N, so the notebook only prints and plots.
 """
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as Fn
-from ..flops import count_flops
+from ..flops import count_flops, formula_macs
 from ..measure import peak_memory_mb, time_impls
 from ..runtime import torch_threads
 
@@ -27,25 +27,13 @@ __all__ = [
     "power_law_range",
     "YOLO_MAPS",
     "DEIT",
+    "regrouping_figure",
 ]
 
 #: Feature maps of a 640×640 image at YOLO's strides 8, 16, 32 (P3, P4, P5): side -> tokens.
 YOLO_MAPS = {"P3 80×80": 80 * 80, "P4 40×40": 40 * 40, "P5 20×20": 20 * 20}
 #: DeiT / ViT-B at 224²: 14×14 patches, 64 channels per head.
 DEIT = {"N": 196, "d": 64}
-
-
-def block_macs(n: int, dim: int, heads: int, kind: str = "linear", kernel_size: int = 0) -> int:
-    """Multiply-adds of one attention module on n tokens: the four dim×dim projections + the token mixing of
-    every head + a κ×κ DWC on V (κ = kernel_size, 0: none), biases not counted (notebooks 01, 05)."""
-    return Fn.projection_macs(n, dim) + heads * Fn.attention_macs(n, dim // heads, kind) + n * dim * kernel_size**2
-
-
-def _formula_macs(module, n: int) -> int:
-    """``block_macs`` of an attention module of ``fla.attention``."""
-    kind = "softmax" if type(module).__name__ == "SoftmaxAttention" else "linear"
-    dwc = getattr(module, "dwc", None)
-    return block_macs(n, module.dim, module.num_heads, kind, dwc.kernel_size[0] if dwc is not None else 0)
 
 
 def count_table(modules: dict, sides) -> list[dict]:
@@ -71,7 +59,7 @@ def count_table(modules: dict, sides) -> list[dict]:
                     "heads": module.num_heads,
                     "FlopCounterMode": count_flops(module, x),
                     "thop (x2)": 2 * int(macs),
-                    "formula": 2 * _formula_macs(module, n),
+                    "formula": 2 * formula_macs(module, x),
                 }
             )
     return rows
@@ -195,3 +183,52 @@ def order_view(d: int, n_max: int = 10**4):
     p3 = YOLO_MAPS["P3 80×80"]
     ratio = Fn.attention_macs(p3, d, "softmax") / Fn.attention_macs(p3, d, "linear")
     return fig, f"d = {d}: the kv order is cheaper from N = {n0} on; at P3 (N = {p3}) the qk order costs {ratio:.0f}× more"
+
+
+def regrouping_figure(n: int = 4096, d: int = 64):
+    """The two orders of linear attention as block pictures (notebook 01, Section 1): the qk order builds the N×N
+    matrix φ(Q)φ(K)ᵀ, the kv order the d×d_v state φ(K)ᵀV (d_v = d). Blocks are drawn to a schematic scale
+    (N larger than d); the titles give the true number of entries of the middle matrix for ``n`` tokens and head
+    size ``d``. Sized for a page column of about 750 px."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    big, small = 2.4, 0.9  # drawn side lengths of N and d
+    shapes = {"N": big, "d": small, "d_v": small}
+
+    def block(ax, x, y, rows, cols, label, color):
+        """A rows×cols matrix whose left edge is x and vertical centre y; returns its right edge."""
+        w, h = shapes[cols], shapes[rows]
+        ax.add_patch(Rectangle((x, y - h / 2), w, h, fc=color or "#dfe7f3", ec="#333", lw=1))
+        ax.text(x + w / 2, y, label, ha="center", va="center", fontsize=9)
+        ax.text(x + w / 2, y - h / 2 - 0.12, f"{rows}×{cols}".replace("d_v", "dᵥ"), ha="center", va="top", fontsize=8.5,
+                color="#333")
+        return x + w
+
+    def line(ax, y, parts):
+        """parts: (rows, cols, label, colour) blocks joined by ·, then = and the result."""
+        x = 0.0
+        for i, (rows, cols, label, color) in enumerate(parts):
+            if i:
+                ax.text(x + 0.25, y, "=" if i == len(parts) - 1 else "·", ha="center", va="center", fontsize=12)
+                x += 0.5
+            x = block(ax, x, y, rows, cols, label, color)
+
+    red, green = "#f6c9c4", "#cdeccd"
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.9))
+    top, bottom = 1.4, -1.9
+    line(axes[0], top, [("N", "d", "φ(Q)", None), ("d", "N", "φ(K)ᵀ", None), ("N", "N", "φ(Q)φ(K)ᵀ", red)])
+    line(axes[0], bottom, [("N", "N", "N×N\nmatrix", red), ("N", "d_v", "V", None), ("N", "d_v", "O", None)])
+    line(axes[1], top, [("d", "N", "φ(K)ᵀ", None), ("N", "d_v", "V", None), ("d", "d_v", "state", green)])
+    line(axes[1], bottom, [("N", "d", "φ(Q)", None), ("d", "d_v", "state", green), ("N", "d_v", "O", None)])
+    for ax, title in zip(axes, [f"qk order (Eq. 3): (φ(Q)φ(K)ᵀ)V\nholds N×N = {n * n:,} entries",
+                                f"kv order (Eq. 4): φ(Q)(φ(K)ᵀV)\nholds d×dᵥ = {d * d:,} entries"]):
+        ax.set_xlim(-0.1, 6.9)
+        ax.set_ylim(-3.4, 2.9)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(title, fontsize=9.5)
+    fig.suptitle(f"Same output, different middle: N = {n} tokens, head size d = dᵥ = {d} (blocks not to scale)",
+                 fontsize=9.5, y=0.02, va="bottom")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

@@ -27,9 +27,9 @@ __all__ = [
     "entropy_curve",
     "temperature_curve",
     "focusing_pairs",
+    "query_scale_rows",
     "plot_focusing",
     "dwc_kernels",
-    "effective_rank",
     "RankView",
     "rank_view",
     "rank_over_dim",
@@ -159,27 +159,57 @@ def focusing_pairs(p: float, n_pairs: int = 100_000, dim: int = 4, seed: int = 0
     }
 
 
+@torch.no_grad()
+def query_scale_rows(tokens: torch.Tensor, query: int, lambdas, p: float = 3.0, bias: float = -0.5) -> dict:
+    """Row ``query`` of attention when that query is multiplied by λ (keys unchanged), for each λ (notebook 02).
+
+    kind -> {"rows": (len(lambdas), N), "entropy": (len(lambdas),), "change": max |row(λ) − row(1)| over
+    the λ}. Kinds: softmax (logits λ q·k/√d: λ is its temperature), ReLU linear and focused (exponent p) —
+    positively homogeneous features, φ(λq) = λφ(q), so λ cancels in the row and q, λq get the same weights:
+    the map from a query to its row is not injective (Han et al., NeurIPS 2024) — and ReLU with a
+    ``bias`` b added to every channel, φ(x) = ReLU(x + b) + 1e-6, no longer homogeneous, whose row moves with λ.
+    """
+    x = token_rows(tokens)
+    q, lambdas = x[query], [float(t) for t in lambdas]
+    if 1.0 not in lambdas:
+        raise ValueError("lambdas must contain 1 (the query as it is), the row the others are compared with")
+    feats = {
+        "linear": Fn.relu_kernel,
+        "focused": lambda t: Fn.focus(Fn.relu_kernel(t), p),
+        "linear + bias": lambda t: Fn.relu_kernel(t + bias),
+    }
+    out = {"softmax": torch.stack([torch.softmax(t * q @ x.T * x.shape[1] ** -0.5, dim=-1) for t in lambdas])}
+    for kind, phi in feats.items():
+        out[kind] = torch.stack([Fn.normalise_rows(phi(x) @ phi(t * q)) for t in lambdas])
+    one = lambdas.index(1.0)
+    return {k: {"rows": r.numpy(), "entropy": Fn.row_entropy(r).numpy(), "change": float((r - r[one]).abs().max())}
+            for k, r in out.items()}
+
+
 def plot_focusing(view: FocusView, image: np.ndarray):
-    """Image with the query, the three attention maps of that query, and the per-query entropy map (notebook 02)."""
+    """The attention maps of the query (red square) under softmax, ReLU linear and focused attention over the image,
+    and the per-query entropy map; two by two, to be read at the width of a page (notebook 02)."""
     import matplotlib.pyplot as plt
 
     h, w = view.maps["softmax"].shape
     cell_h, cell_w = image.shape[0] / h, image.shape[1] / w
-    fig, axes = plt.subplots(1, 5, figsize=(15, 3.8))
-    axes[0].imshow(image)
-    axes[0].add_patch(plt.Rectangle((view.query[1] * cell_w, view.query[0] * cell_h), cell_w, cell_h, fill=False, ec="red", lw=2))
-    axes[0].set_title("query (red)")
-    for ax, kind in zip(axes[1:4], KINDS):
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 7.2))
+    axes = axes.ravel()
+    for ax, kind in zip(axes[:3], KINDS):
         ax.imshow(image)
         ax.imshow(view.maps[kind], cmap="inferno", alpha=0.75, extent=(0, image.shape[1], image.shape[0], 0))
         title = LABELS[kind] + (f" p={view.p:g}" if kind == "focused" else "")
-        ax.set_title(f"{title}\nentropy {view.entropy[kind]:.2f} nats")
-    im = axes[4].imshow(view.entropy_map, cmap="viridis", vmin=0, vmax=np.log(h * w))
-    axes[4].set_title(f"{LABELS[view.kind]}: entropy\nof every query")
-    fig.colorbar(im, ax=axes[4], fraction=0.046)
+        ax.set_title(f"{title}: entropy {view.entropy[kind]:.2f} nats")
+    im = axes[3].imshow(view.entropy_map, cmap="viridis", vmin=0, vmax=np.log(h * w),
+                        extent=(0, image.shape[1], image.shape[0], 0))
+    axes[3].set_title(f"{LABELS[view.kind]}: entropy of every query")
+    fig.colorbar(im, ax=axes[3], fraction=0.046)
     for ax in axes:
+        ax.add_patch(plt.Rectangle((view.query[1] * cell_w, view.query[0] * cell_h), cell_w, cell_h, fill=False,
+                                   ec="red", lw=2))
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.suptitle(f"query ({view.query[0]}, {view.query[1]}): the red square")
     fig.tight_layout()
     return fig
 
@@ -199,27 +229,12 @@ def dwc_kernels(channels: int, kernel_size: int, seed: int = 0) -> torch.Tensor:
     return conv.weight.detach()
 
 
-def effective_rank(s: torch.Tensor) -> torch.Tensor:
-    """exp(entropy of σ / Σσ) over the last dim: the effective rank of Roy & Vetterli (2007) (notebook 03).
-
-    Between 1 (one singular value) and the number of singular values (all equal). Unlike a
-    count above a tolerance it moves little when tiny singular values are lifted a little.
-    """
-    w = s / s.sum(dim=-1, keepdim=True)
-    return torch.exp(-(w * torch.log(w.clamp_min(torch.finfo(w.dtype).tiny))).sum(dim=-1))
-
-
 def _svdvals(m: torch.Tensor) -> torch.Tensor:
     """Singular values in float64, batched over leading dims, on one CPU thread: LAPACK's small
     SVDs gain nothing from a second thread, and on a busy machine two threads waiting for each
     other took 14x longer (23 s vs 1.6 s for 64 matrices of 196×196)."""
     with torch_threads(1):
         return torch.linalg.svdvals(m.double())
-
-
-def _ranks(s: torch.Tensor, rtol: float) -> torch.Tensor:
-    """numpy's matrix_rank rule on singular values already computed: count of σ_i > rtol · σ_1."""
-    return (s > rtol * s[..., :1]).sum(dim=-1)
 
 
 #: Tolerances of the rank table besides the default N · eps(float32).
@@ -273,13 +288,13 @@ def rank_view(tokens: torch.Tensor, p: float, kernel_size: int, rtol: float | No
         k: {
             "σ1": float(v[0]),
             "max |entry|": float(named[k].abs().max()),
-            "rank": int(_ranks(v, rtol)),
-            **{f"rank@{t:g}": int(_ranks(v, t)) for t in LOOSE_RTOLS},
-            "effective rank": float(effective_rank(v)),
+            "rank": int(Fn.spectrum_rank(v, rtol)),
+            **{f"rank@{t:g}": int(Fn.spectrum_rank(v, t)) for t in LOOSE_RTOLS},
+            "effective rank": float(Fn.effective_rank(v)),
         }
         for k, v in s.items()
     }
-    channel_ranks, dwc_ranks = _ranks(s_channels, rtol).numpy(), _ranks(s_dwc, rtol).numpy()
+    channel_ranks, dwc_ranks = Fn.spectrum_rank(s_channels, rtol).numpy(), Fn.spectrum_rank(s_dwc, rtol).numpy()
     ranks = {k: table[k]["rank"] for k in KINDS}
     ranks["focused + DWC"] = int(channel_ranks.min())
     full = int((channel_ranks == n).sum())
@@ -330,12 +345,12 @@ class StrengthViews:
         self.d0 = Fn.dwc_matrix(dwc_kernels(d, kernel_size), h, w)[0].double()
         self.rtol = h * w * torch.finfo(torch.float32).eps
         s = _svdvals(self.a)
-        self.spectrum_a, self.rank_a = (s / s[0]).numpy(), int(_ranks(s, self.rtol))
+        self.spectrum_a, self.rank_a = (s / s[0]).numpy(), int(Fn.spectrum_rank(s, self.rtol))
 
     @torch.no_grad()
     def view(self, t: float) -> StrengthView:
         s = _svdvals(self.a + float(t) * self.d0)
-        rank, eff = int(_ranks(s, self.rtol)), float(effective_rank(s))
+        rank, eff = int(Fn.spectrum_rank(s, self.rtol)), float(Fn.effective_rank(s))
         text = (f"t = {t:g}: rank of A + t·D_0 {rank} of {len(s)} (A alone {self.rank_a}), "
                 f"effective rank {eff:.1f}")
         return StrengthView(float(t), rank, eff, (s / s[0]).numpy(), self.spectrum_a, self.rtol, text)
@@ -360,17 +375,17 @@ def plot_strength(view: StrengthView):
 
 
 def plot_rank(view: RankView):
-    """Singular-value spectra with the rank threshold, and the DWC banded matrix (notebook 03)."""
+    """Singular-value spectra with the rank threshold, and below it the DWC banded matrix (notebook 03)."""
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(7.5, 8.4), gridspec_kw={"height_ratios": [1, 1.15]})
     for name, s in view.spectra.items():
         ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-18), label=f"{name} (rank {view.table[name]['rank']})")
     ax.axhline(view.rtol, color="gray", ls="--", lw=1, label=f"tolerance {view.rtol:.1e}")
     ax.set_xlabel("index i")
     ax.set_ylabel("σ_i / σ_1")
     ax.set_title(f"singular values, p={view.p:g}, DWC {view.kernel_size}×{view.kernel_size}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     lim = np.abs(view.dwc).max()
     im = bx.imshow(view.dwc, cmap="RdBu_r", vmin=-lim, vmax=lim)
     bx.set_title("DWC as an N×N matrix (channel 0)")

@@ -2,7 +2,10 @@
 
 One module per notebook: ``complexity`` (01), ``focusing`` (02), ``rank`` (03), ``ablation`` (04),
 ``yolo`` (05), ``training`` (06); each checker's docstring names its notebook and section. The engine,
-``check``, runs the learner's function beside the reference on random inputs (``fla.exercises.check``).
+``check``, runs the learner's function beside the reference on inputs drawn anew on every call
+(``fla.exercises.check``): ``check_x(fn)`` draws from a fresh seed, ``check_x(fn, seed=...)`` redraws the inputs
+a failure named. Besides the values it checks the result's type, dtype and shape and that ``fn`` left its
+inputs unchanged; a wrong value gets a hint naming the mistake or the property it breaks, never the solution.
 """
 from .ablation import check_answer_mass, check_paired_interval, check_sign_flip_p
 from .check import Verdict, Wrong, check

@@ -41,7 +41,8 @@ class BlogFormulation(nn.Module):
 
     Line for line the blog's computation for ``sr_ratio=1``: the focusing power without
     rescaling, the normaliser ``1 / (q · sum_j k_j + 1e-6)``, the 3-operand einsums with its
-    order switch, a zero positional encoding re-created as a fresh Parameter on every call, the
+    order switch, a zero positional encoding re-created as a fresh Parameter on every call (in the
+    input's dtype: the blog's fp32 one makes its bf16 forward fail), the
     fp16-only float casts, and the ``sqrt(N)`` reshape that only square maps survive. Its
     parameters *are* ``fla``'s (shared, not copied), so with ``pos_encoding=False`` the two
     modules compute the same function. Not for use in models: ``fla.FocusedLinearAttention``
@@ -66,7 +67,8 @@ class BlogFormulation(nn.Module):
         kv_weight, kv_bias = torch.cat([self.k.weight, self.v.weight]), torch.cat([self.k.bias, self.v.bias])
         k, v = F.linear(x, kv_weight, kv_bias).reshape(B, -1, 2, C).permute(2, 0, 1, 3)  # the blog's one kv Linear
         N = H * W
-        positional_encoding = nn.Parameter(torch.zeros(size=(1, N, self.dim), device=device))
+        # the blog's zeros are fp32, which promotes k and stops its bf16 forward at the einsum: here in x's dtype
+        positional_encoding = nn.Parameter(torch.zeros(size=(1, N, self.dim), device=device, dtype=dtype))
         k = k + positional_encoding
         scale = F.softplus(self.scale)
         q = F.relu(q) + 1e-6
@@ -187,7 +189,7 @@ def run_benchmark(impls=IMPLS, sizes=(20, 40, 80, 160), device="cpu", dtype="fp3
         for name, row in list(todo.items()):  # one at a time first: what does not fit is skipped, not fatal
             try:
                 step(modules[name], *step_inputs(modules[name], x, True))
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:  # in every torch >= 2.4 (torch.OutOfMemoryError, the same class, from 2.5)
                 row["note"] = f"{name}: out of memory at {h}x{w}, skipped"
                 del todo[name]
                 bar.update(1)
@@ -215,7 +217,7 @@ def write_rows(rows: list[dict], path) -> Path:
     return path
 
 
-def _fmt(v) -> str:
+def _short_number(v) -> str:
     return "-" if v is None else f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
@@ -227,8 +229,8 @@ def print_table(rows: list[dict], file=None) -> None:
     for r in rows:
         ref = ours.get((r["H"], r["W"]), {}).get("fwdbwd_ms")
         speedup = r["fwdbwd_ms"] / ref if ref and r["fwdbwd_ms"] else None
-        print(f"{r['impl']:8} {r['H']:>4}x{r['W']:<4} {r['N']:>6} {_fmt(r['fwd_ms']):>9} {_fmt(r['fwdbwd_ms']):>11} "
-              f"{('-' if speedup is None else f'{speedup:.2f}x'):>13} {_fmt(r['peak_mb']):>9}", file=file)
+        print(f"{r['impl']:8} {r['H']:>4}x{r['W']:<4} {r['N']:>6} {_short_number(r['fwd_ms']):>9} {_short_number(r['fwdbwd_ms']):>11} "
+              f"{('-' if speedup is None else f'{speedup:.2f}x'):>13} {_short_number(r['peak_mb']):>9}", file=file)
     for r in rows:
         if r.get("note"):
             print(f"note: {r['note']}", file=file)

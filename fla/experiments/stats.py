@@ -189,49 +189,20 @@ def images_needed(delta: float, seeds: int, *, seed_sd: float, image_se: float, 
 # to have either sign under the null: all 2^n sign patterns, no normal approximation (n = 5 seeds:
 # 32 patterns, smallest two-sided p = 2/32 = 0.0625).
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta function (Lentz), as in Numerical Recipes."""
-    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1 + num * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return h
-
-
-def _ibeta(a: float, b: float, x: float) -> float:
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1) / (a + b + 2):
-        return front * _betacf(a, b, x) / a
-    return 1 - front * _betacf(b, a, 1 - x) / b
-
+# scipy.stats is imported where it is used: it takes seconds to import, and most callers here need no quantile.
 
 def t_sf2(t: float, df: int) -> float:
-    """Two-sided tail P(|T| >= |t|) of Student's t with ``df`` degrees of freedom."""
-    return _ibeta(df / 2, 0.5, df / (df + t * t))
+    """Two-sided tail P(|T| >= |t|) of Student's t with ``df`` degrees of freedom (scipy.stats.t)."""
+    from scipy.stats import t as student_t
+
+    return float(2 * student_t.sf(abs(t), df))
 
 
 def t_quantile(q: float, df: int) -> float:
-    """The ``q`` quantile of Student's t, by bisection on the tail: 0.975 and df = 4 give 2.776."""
-    if q < 0.5:
-        return -t_quantile(1 - q, df)  # symmetric about 0
-    lo, hi = 0.0, 1e3
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_sf2(mid, df) / 2 > 1 - q else (lo, mid)
-    return (lo + hi) / 2
+    """The ``q`` quantile of Student's t (scipy.stats.t): 0.975 and df = 4 give 2.776."""
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(q, df))
 
 
 def sign_flip_p(diffs) -> float:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from ..files import read_csv, write_atomic, write_csv
+from ..files import read_csv, read_json, write_atomic, write_csv
 
 __all__ = ["Sweep", "SettingsClash", "SETTINGS"]
 
@@ -55,8 +55,7 @@ class Sweep:
     # --- the folder ---------------------------------------------------------------------------------
 
     def _recorded(self) -> dict:
-        path = self.out / SETTINGS
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return read_json(self.out / SETTINGS, {})
 
     def _check_settings(self) -> None:
         known = self._recorded()
@@ -83,10 +82,10 @@ class Sweep:
         write_csv(self.csv, list(self.columns), self.rows)
         write_atomic(self.markdown, markdown if markdown is not None else self.summary(self.rows))
 
-    def record(self, row: dict) -> None:
-        """Keep ``row`` (replacing the row of the same run) and write the folder's files."""
-        key = self.key_of(row)
-        self.rows = [r for r in self.rows if self.key_of(r) != key] + [row]
+    def record(self, *rows: dict) -> None:
+        """Keep ``rows`` (each replacing the row of the same run) and write the folder's files once."""
+        keys = {self.key_of(row) for row in rows}
+        self.rows = [r for r in self.rows if self.key_of(r) not in keys] + list(rows)
         if self._unrecorded:
             self.out.mkdir(parents=True, exist_ok=True)
             write_atomic(self.out / SETTINGS, json.dumps({**self._recorded(), **self.settings}, indent=1))

@@ -2,10 +2,11 @@
 ``C2f_FLA``, ``C3k2_FLA``, ``C2PSA_FLA`` and ``FLABlock`` work in model YAMLs, without a fork.
 
 Importing it changes nothing outside ultralytics' model parser and checkpoint loading: no environment
-variable, no ultralytics setting (``patches.offline_ultralytics`` is there for tests and CI to call).
+variable, no ultralytics setting (``offline.offline_ultralytics`` is there for tests and CI to call).
 
 - ``blocks``: the modules themselves.
-- ``patches``: every change made to ultralytics at run time (YAML names, checkpoints, the offline switches tests call).
+- ``patches``: the index of every change made to ultralytics at run time, one module each: ``registry`` (YAML
+  names), ``checkpoints`` (pickles), ``offline`` (the switches tests call), ``amp`` (the AMP check).
 - ``variants``: the shipped model YAMLs (``cfg/``) by name, their size and GFLOPs.
 - ``weights``: pretrained weights into a model with our blocks (``transfer``).
 - ``table``: ``fla models``' measurements — where each variant attends, what it costs, how fast it runs.

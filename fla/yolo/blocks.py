@@ -1,7 +1,7 @@
 """The YOLO blocks with focused linear attention (notebook 05): drop-ins for ultralytics' C2f, C3k2, C2PSA and a
 neck block, each adding attention through a residual branch that starts as a no-op.
 
-How they get into a model built from YAML is not here: ``fla.yolo.patches`` teaches ultralytics' parser the
+How they get into a model built from YAML is not here: ``fla.yolo.registry`` teaches ultralytics' parser the
 names. These are plain ``nn.Module``s.
 """
 from __future__ import annotations
@@ -43,8 +43,8 @@ class Bottleneck_FLA(nn.Module):
 
         y = cv2(cv1(x));   y = y + FLA(y);   out = x + y  if shortcut and c1 == c2  else  y
 
-    The seed called the attention only when there was no shortcut, so in YOLOv8's backbone
-    (shortcut=True) it was built but never used. Here it is always in the path, as a residual
+    The blog post's code calls the attention only when there is no shortcut, so in YOLOv8's
+    backbone (shortcut=True) it is built but never used. Here it is always in the path, as a residual
     branch that starts as a no-op (``fla_branch``): at initialisation the block *is* the stock
     bottleneck, so pretrained weights keep their meaning and training from scratch starts from
     the stock network; the shortcut keeps its usual meaning.

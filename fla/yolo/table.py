@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..figures import PAGE_WIDTH
 from ..files import markdown_table
 
 __all__ = ["COLUMNS", "attention_placements", "plot_network", "measure", "measure_all", "markdown"]
@@ -49,14 +50,14 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
     assumed), ``tokens`` N, ``dim`` C, ``heads``, ``flops`` (FlopCounterMode: 2 per multiply-add, its
     projections and token mixing) — and the FLOPs of the whole forward counted the same way.
     For focused linear attention also ``projection_flops``, the four C×C projections by formula,
-    and ``softmax_flops``, what softmax attention with the same projections would cost there (notebook 05).
+    and ``softmax_flops``, what softmax attention with the same projections and key grid would cost there (notebook 05).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from ..attention import FocusedLinearAttention
     from ..flops import _count_cpu_sdpa
-    from ..functional import attention_macs, projection_macs
+    from ..functional import module_macs, projection_macs
 
     net = getattr(model, "model", model)
     net = copy.deepcopy(net).float().eval()
@@ -67,7 +68,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             hooks.append(mod.register_forward_pre_hook(lambda m, inp, name=name: seen.update({name: inp[0].shape})))
     _count_cpu_sdpa()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, h, w))
+        net(torch.zeros(1, 3, h, w, device=next(net.parameters()).device))  # on the model's device, GPU included
     for hook in hooks:
         hook.remove()
     counts = counter.get_flop_counts()
@@ -84,7 +85,7 @@ def attention_placements(model, imgsz: int | tuple[int, int] = 640) -> tuple[lis
             sr = getattr(mod, "sr_ratio", 1)
             m = (mh // sr) * (mw // sr)
             row["projection_flops"] = 2 * projection_macs(n, c, m)
-            row["softmax_flops"] = row["projection_flops"] + 2 * heads * attention_macs(n, c // heads, "softmax", m=m)
+            row["softmax_flops"] = 2 * module_macs(n, c, heads, "softmax", m=m, sr_ratio=sr)
         rows.append(row)
     return rows, counter.get_total_flops()
 
@@ -121,7 +122,7 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
     level = {i: (imgsz // hw[0]).bit_length() - 1 for i, hw in sizes.items()}  # stride 2**level
     bottom = max(level.values()) + 1
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.62 * len(layers) + 1, 3.6))
+        _, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.4))  # the page's width: about a third of an inch a layer
     colours = {"linear": "#f28e2b", "softmax": "#4e79a7", None: "#e8e8e8"}
     short = {"Upsample": "Up", "Concat": "Cat", "Detect": "Det"}
     for i, layer in enumerate(layers):
@@ -130,17 +131,17 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
             j = i - 1 if src == -1 else src
             if j < 0:  # the image itself
                 continue
-            ax.annotate("", (i - 0.32, y), (j + 0.32, level.get(j, bottom)),
+            ax.annotate("", (i - 0.4, y), (j + 0.4, level.get(j, bottom)),
                         arrowprops=dict(arrowstyle="->", color="#9a9a9a", lw=0.8, shrinkA=0, shrinkB=0,
                                         connectionstyle="arc3,rad=0.0" if abs(i - j) == 1 else "arc3,rad=-0.25"))
         kind = _attention_kind(layer)
-        ax.add_patch(FancyBboxPatch((i - 0.32, y - 0.28), 0.64, 0.56, boxstyle="round,pad=0.02",
+        ax.add_patch(FancyBboxPatch((i - 0.4, y - 0.28), 0.8, 0.56, boxstyle="round,pad=0.02",
                                     fc=colours[kind], ec="#555555", lw=0.6, zorder=3))
         name = type(layer).__name__
-        ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=6.5, zorder=4)
+        ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=7, zorder=4)
         if kind and i in sizes:
             h, w = sizes[i]
-            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=6.5,
+            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=7,
                     color=colours[kind], fontweight="bold")
     ax.set_xlim(-0.7, len(layers) - 0.3)
     ax.set_ylim(bottom + 0.7, 0.3)
@@ -151,14 +152,15 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, fc=colours[k]) for k in ("linear", "softmax")]
-    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", fontsize=7, frameon=False)
+    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", fontsize=8, frameon=False)
     if title:
-        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_title(title, fontsize=10, loc="left")
     return ax
 
 
 def _fused(net):
-    net = copy.deepcopy(net).float().eval()
+    """A fused fp32 copy on the CPU, where the latencies are measured (beside ONNX Runtime's CPU provider)."""
+    net = copy.deepcopy(net).float().cpu().eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net.fuse()
@@ -243,19 +245,23 @@ def measure(variant: str, **kwargs) -> dict:
 
 
 def markdown(rows: list[dict], runs: int | None = None) -> str:
-    """The table as markdown; latency columns only when some row has them."""
+    """The table as markdown; each latency column only when some row has it (notebook 05 times torch alone)."""
     def ms(median, low):
         return "–" if median is None else f"{median:.0f} ({low:.0f})"
 
     lat = any(r["torch_ms"] is not None for r in rows)
-    head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms", "ORT ms"] if lat else [])
+    ort = any(r["ort_ms"] is not None for r in rows)
+    head = ["variant", "params", "attention params", "GFLOPs", "attn GFLOPs*"] + (["torch ms"] if lat else []) + (
+        ["ORT ms"] if ort else [])
     table = []
     for r in rows:
         cells = [f"{r['variant']}@{r['scale']}" if r["scale"] != "n" else r["variant"], f"{r['params']:,}",
                  f"{r['attention_params']:,}", f"{r['gflops']:.2f}",
                  f"{r['attention_gflops']:.3f} ({100 * r['attention_gflops'] / r['gflops_all']:.1f}%)"]
         if lat:
-            cells += [ms(r["torch_ms"], r["torch_min_ms"]), ms(r["ort_ms"], r["ort_min_ms"])]
+            cells.append(ms(r["torch_ms"], r["torch_min_ms"]))
+        if ort:
+            cells.append(ms(r["ort_ms"], r["ort_min_ms"]))
         table.append(cells)
     note = ("GFLOPs: ultralytics' count (thop) at 640×640. attn GFLOPs*: the attention modules' matmuls and convs "
             "(ours and ultralytics' own; torch FlopCounterMode), in brackets their share of the model's.")

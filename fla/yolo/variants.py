@@ -14,7 +14,7 @@ from ..attention import FocusedLinearAttention
 __all__ = ["CFG_DIR", "VARIANTS", "DEFAULT_VARIANTS", "model_yaml", "model_summary"]
 
 CFG_DIR = Path(__file__).parent / "cfg"
-#: variant name -> YAML in ``CFG_DIR``. Plain names are YOLOv8 (the seed's experiments, the default of ``fla train``);
+#: variant name -> YAML in ``CFG_DIR``. Plain names are YOLOv8 (the blog post's experiments, the default of ``fla train``);
 #: ``family:name`` for the others. ``*:base`` are ultralytics' own models, unchanged (YOLO11 with its softmax C2PSA,
 #: YOLO12 with area attention): the native-attention baselines.
 VARIANTS = {

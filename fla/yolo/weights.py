@@ -12,7 +12,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn import tasks
 from ultralytics.utils import RANK
 
-from .patches import STAND_INS
+from .registry import STAND_INS
 
 __all__ = ["transfer", "TransferTrainer"]
 
@@ -22,7 +22,7 @@ def _layer_map(src_yaml: dict, dst_yaml: dict) -> dict[int, int]:
     name (ours read as the ultralytics block they stand in for): a neck ``FLABlock`` is an inserted layer,
     and every later layer keeps its source tensors although its index moved by one."""
     def names(d):
-        return [STAND_INS[n][0] if n in STAND_INS and n != "FLABlock" else n for _, _, n, _ in d["backbone"] + d["head"]]
+        return [STAND_INS[n] if n in STAND_INS and n != "FLABlock" else n for _, _, n, _ in d["backbone"] + d["head"]]
 
     matcher = difflib.SequenceMatcher(None, names(src_yaml), names(dst_yaml), autojunk=False)
     return {a + k: b + k for a, b, n in matcher.get_matching_blocks() for k in range(n)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from ...figures import PAGE_WIDTH
 from ...files import markdown_table
 from ..stats import group_by, holm, paired_resampled
 from .mixers import BASE, Mixer
@@ -243,7 +244,8 @@ def plot(rows: list[dict], path=None, presets: dict | None = None):
 
         presets = PRESETS["full"] if any(r["steps"] >= 100 for r in rows) else PRESETS["quick"]
     stats = sorted(summary(rows, presets), key=_order)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 6.6))  # two by two: legible at the page's width
+    axes = axes.ravel()
     ret = [s for s in stats if s["task"] == "retrieval"]
     ns = sorted({int(k.split("_")[1]) for s in ret for k in s if k.startswith("acc_")})
     for ax, col, title in ((axes[0], "acc", "retrieval: accuracy at N"), (axes[1], "entropy", "retrieval: row entropy")):

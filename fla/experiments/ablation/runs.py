@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ...files import read_csv
+from ...files import read_csv, read_json
 from ...results import HERE as RESULTS
 from ...runtime import pick_device
 from ..sweep import Sweep
@@ -219,7 +219,7 @@ def shipped(folder=None) -> tuple[list[dict], dict]:
     folder = Path(folder or SHIPPED)
     if not (folder / "ablation.csv").is_file():
         raise FileNotFoundError(f"no shipped run at {folder}: rerun it (RETRAIN = True)")
-    return read_rows(folder), json.loads((folder / "settings.json").read_text())
+    return read_rows(folder), read_json(folder / "settings.json")
 
 
 def read_rows(out) -> list[dict]:

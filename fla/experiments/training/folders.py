@@ -25,14 +25,10 @@ DETECTIONS = "test_detections.npz"
 
 def run_dir(out, variant: str, seed: int, epochs: int, imgsz: int) -> Path:
     """``OUT/<variant>-s<seed>-e<epochs>-<imgsz>px``, as ultralytics lays out ``project/name``; the family's ``:``
-    as ``.`` (``yolo11.c3k2_fla``): a colon is not allowed in Windows paths and reads as a drive or URL elsewhere.
-    A folder written when runs went under ``OUT/runs/`` is read where it is."""
-    name = f"{variant.replace(':', '.')}-s{seed}-e{epochs}-{imgsz}px"
-    here, before = Path(out) / name, Path(out) / "runs" / name
-    return before if before.is_dir() and not here.is_dir() else here
+    as ``.`` (``yolo11.c3k2_fla``): a colon is not allowed in Windows paths and reads as a drive or URL elsewhere."""
+    return Path(out) / f"{variant.replace(':', '.')}-s{seed}-e{epochs}-{imgsz}px"
 
 
 def read_results(out) -> list[dict]:
-    """The rows of ``OUT/results.csv``, typed; ``[]`` when there is none. Test columns that a file written before
-    they existed lacks read as NaN."""
+    """The rows of ``OUT/results.csv``, typed; ``[]`` when there is none."""
     return read_csv(Path(out) / "results.csv", COLUMNS)

@@ -1,6 +1,6 @@
 """How much training fits the hardware at hand (notebook 06, section 2): facts about the machine in, a plan out.
 
-``plan(hardware, experiment)`` is a pure function: variants, seeds, epochs and image size, and the estimated
+``plan_for(hardware, experiment)`` is a pure function: variants, seeds, epochs and image size, and the estimated
 minutes with how they were derived. ``hardware()`` reads the facts of this machine.
 
 Where the per-epoch costs come from (docs/training.md, "Measured"):
@@ -15,6 +15,12 @@ Where the per-epoch costs come from (docs/training.md, "Measured"):
   runtime (2 cores decoding and augmenting images), not the GPU. Faster GPUs finish sooner.
 - Per run, a fixed overhead for building the model, the first epoch's warm-up and scoring ``best.pt`` on the
   test split: 20 s on a CPU, 60 s on a GPU (ultralytics' AMP check, plots).
+
+Every per-epoch figure here is a whole epoch, training pass *and* validation, as a run spends it; the
+``s_per_epoch`` column of ``results.csv`` is the training pass alone (the cost of the model), so the two are
+not compared. After the first run, ``replan`` reads that run's whole epochs from ultralytics' log
+(``epoch_seconds``) and, where they took longer than estimated, fits the epochs to the budget again: the
+GPU figure above is an assumption, and a shared Colab runtime may be slower than a T4 alone.
 """
 from __future__ import annotations
 
@@ -22,7 +28,8 @@ import math
 import os
 from dataclasses import dataclass
 
-__all__ = ["Hardware", "Plan", "hardware", "plan", "CPU_S_PER_EPOCH_320", "GPU_S_PER_EPOCH_640", "BUDGET_MIN"]
+__all__ = ["Hardware", "Plan", "hardware", "plan_for", "replan", "epoch_seconds", "CPU_S_PER_EPOCH_320",
+           "GPU_S_PER_EPOCH_640", "BUDGET_MIN"]
 
 CPU_S_PER_EPOCH_320 = 1094 / 60  # measured: the slowest whole 60-epoch run at 320 px on 2 cores, per epoch
 CPU_CORES_MEASURED = 2
@@ -81,7 +88,7 @@ def seconds_per_epoch(hw: Hardware, imgsz: int) -> tuple[float, str]:
                f"measurement) × (imgsz/640)² {pixels:.2f}")
 
 
-def plan(hw: Hardware, experiment: str = "mini", quick: bool = False) -> Plan:
+def plan_for(hw: Hardware, experiment: str = "mini", quick: bool = False) -> Plan:
     """The runs for ``experiment`` on ``hw``:
 
     - ``"mini"``: base vs c2f_fla, one seed; 320 px on a CPU, 640 px on a GPU; as many epochs as fit in 80% of
@@ -101,13 +108,46 @@ def plan(hw: Hardware, experiment: str = "mini", quick: bool = False) -> Plan:
         variants, seeds, imgsz, epochs = ("base", "c2f_fla", "neck_fla"), (0, 1, 2), (640 if gpu else 320), (100 if gpu else 60)
     else:
         variants, seeds, imgsz = ("base", "c2f_fla"), (0,), (640 if gpu else 320)
-        per_epoch, _ = seconds_per_epoch(hw, imgsz)
-        per_run = SAFETY * BUDGET_MIN[hw.device] * 60 / (len(variants) * len(seeds)) - OVERHEAD_S[hw.device]
-        epochs = max(1, min(100 if gpu else 60, math.floor(per_run / per_epoch)))
-    per_epoch, source = seconds_per_epoch(hw, imgsz)
-    n = len(variants) * len(seeds)
-    seconds = n * (epochs * per_epoch + OVERHEAD_S[hw.device])
-    where = hw.gpu if gpu else f"CPU, {hw.cores} cores"
-    how = (f"{n} runs × ({epochs} epochs × {per_epoch:.1f} s + {OVERHEAD_S[hw.device]:.0f} s per run) on {where}; "
+        epochs = _epochs_in_budget(hw, len(variants) * len(seeds), seconds_per_epoch(hw, imgsz)[0])
+    return _priced(Plan(experiment, variants, seeds, epochs, imgsz, 0.0, ""), hw, *seconds_per_epoch(hw, imgsz))
+
+
+def _epochs_in_budget(hw: Hardware, runs: int, per_epoch: float) -> int:
+    """As many epochs as fit ``runs`` runs in SAFETY of the budget, at most 100 (GPU) or 60 (CPU), at least 1."""
+    per_run = SAFETY * BUDGET_MIN[hw.device] * 60 / runs - OVERHEAD_S[hw.device]
+    return max(1, min(100 if hw.device == "cuda" else 60, math.floor(per_run / per_epoch)))
+
+
+def _priced(p: Plan, hw: Hardware, per_epoch: float, source: str) -> Plan:
+    """``p`` with its minutes and their derivation at ``per_epoch`` seconds per whole epoch."""
+    n = len(p.runs)
+    seconds = n * (p.epochs * per_epoch + OVERHEAD_S[hw.device])
+    where = hw.gpu if hw.device == "cuda" else f"CPU, {hw.cores} cores"
+    how = (f"{n} runs × ({p.epochs} epochs × {per_epoch:.1f} s + {OVERHEAD_S[hw.device]:.0f} s per run) on {where}; "
            f"per epoch: {source}")
-    return Plan(experiment, variants, seeds, epochs, imgsz, seconds / 60, how)
+    return Plan(p.experiment, p.variants, p.seeds, p.epochs, p.imgsz, seconds / 60, how)
+
+
+def epoch_seconds(run_log: list[dict]) -> float:
+    """Seconds per whole epoch (training and validation) of a finished run, from ultralytics' log of it
+    (``report.read_epochs``): its ``time`` column is the seconds elapsed at the end of each epoch."""
+    if not run_log:
+        raise ValueError("the run has no epoch log (results.csv in its folder)")
+    return run_log[-1]["time"] / len(run_log)
+
+
+def replan(p: Plan, hw: Hardware, measured: float) -> Plan:
+    """``p`` again after its first run, which took ``measured`` seconds per whole epoch (``epoch_seconds``).
+
+    Where that is no more than the estimate, ``p`` is kept. Else the estimate becomes the measurement, and a
+    "mini" plan gets the epochs that fit its budget at that pace (never more than before; the runs of a paired
+    set train alike, so a first run of other epochs is trained again). The "full" experiment's epochs are its
+    protocol: only its estimate changes."""
+    estimate, _ = seconds_per_epoch(hw, p.imgsz)
+    if measured <= estimate:
+        return p
+    epochs = p.epochs
+    if p.experiment == "mini":
+        epochs = min(p.epochs, _epochs_in_budget(hw, len(p.runs), measured))
+    source = f"{measured:.1f} s/epoch measured on this machine's first run (the estimate was {estimate:.1f} s)"
+    return _priced(Plan(p.experiment, p.variants, p.seeds, epochs, p.imgsz, 0.0, ""), hw, measured, source)

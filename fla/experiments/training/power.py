@@ -4,8 +4,7 @@ uncertain a standard deviation measured on three seeds is.
 ``fla.experiments.stats.detectable`` uses normal quantiles (1.96 + 0.84): right when the spreads are known.
 Measured on k seeds, the seed spread has k − 1 degrees of freedom; with k = 3 its 95% interval runs from
 about half to six times the measured value, and the t quantiles (4.30 + 1.06 at df = 2) replace the normal ones.
-No scipy: the chi-square quantiles are computed here by bisection on its distribution function; the t
-quantiles are ``fla.experiments.stats.t_quantile``'s.
+The quantiles are scipy.stats' (the t quantiles through ``fla.experiments.stats.t_quantile``).
 """
 from __future__ import annotations
 
@@ -16,30 +15,11 @@ from ..stats import t_quantile
 __all__ = ["t_quantile", "chi2_quantile", "sd_interval", "detectable_t"]
 
 
-def _chi2_cdf(x: float, df: int) -> float:
-    """P(chi²_df ≤ x): the regularized lower gamma function P(df/2, x/2), by its power series."""
-    if x <= 0:
-        return 0.0
-    a, y = df / 2, x / 2
-    term = total = 1 / a
-    n = 0
-    while term > total * 1e-15:
-        n += 1
-        term *= y / (a + n)
-        total += term
-    return math.exp(a * math.log(y) - y - math.lgamma(a)) * total
-
-
-def _bisect(cdf, p: float, lo: float, hi: float) -> float:
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
-    return (lo + hi) / 2
-
-
 def chi2_quantile(p: float, df: int) -> float:
-    """The p-quantile of the chi-square distribution with ``df`` degrees of freedom."""
-    return _bisect(lambda x: _chi2_cdf(x, df), p, 0.0, 1e4)
+    """The p-quantile of the chi-square distribution with ``df`` degrees of freedom (scipy.stats.chi2)."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(p, df))
 
 
 def sd_interval(sd: float, df: int, level: float = 0.95) -> tuple[float, float]:

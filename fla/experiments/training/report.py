@@ -6,21 +6,18 @@ import csv
 import math
 from pathlib import Path
 
-from ...files import markdown_table, read_csv, write_csv
+from ...figures import PAGE_WIDTH
+from ...files import cell, markdown_table, read_csv, write_csv
 from ..stats import Detections, group_by, mean_sd, paired_bootstrap
 from .folders import COLUMNS, DETECTIONS, read_results, run_dir
 
-__all__ = ["run_table", "summary_table", "paired_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
+__all__ = ["run_table", "variant_table", "paired_table", "compare", "verdict", "comparison_lines", "PAIRED_COLUMNS", "write_comparisons",
            "read_comparisons", "markdown", "read_epochs", "first_epoch_above", "plot_paired", "plot_curves"]
 
 CONFIG = ("variant", "epochs", "imgsz", "device")  # the seeds of one configuration share these
 #: fewest epochs whose time is compared with base: s/epoch leaves out the first (warm-up) epoch, and a ratio
 #: of one or two short epochs measures start-up and whatever else shared the machine, not the model
 TIMED_EPOCHS = 5
-
-
-def _fmt(x, digits=3):
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
 def _base_of(key: tuple) -> tuple:
@@ -31,7 +28,7 @@ def _base_of(key: tuple) -> tuple:
     return ((f"{family}:base" if family else "base") + at + scale, *key[1:])
 
 
-def summary_table(rows: list[dict]) -> str:
+def variant_table(rows: list[dict]) -> str:
     """Markdown: per variant, mean ± standard deviation over seeds (± 0 for one seed) of the validation and test
     metrics of best.pt, and epoch time vs base ("–" where a test column is missing, and for runs shorter than
     ``TIMED_EPOCHS``)."""
@@ -154,10 +151,10 @@ def markdown(rows: list[dict], comparisons: list[dict] | None = None) -> str:
     """The text of ``OUT/results.md``: all runs, then mean ± spread per variant, then the paired test differences
     when ``comparisons`` are given."""
     columns = list(COLUMNS)
-    md = ["# Helmet mini-training", "", "## Runs", "", markdown_table(columns, [[_fmt(r[k], 4) for k in columns] for r in rows]),
+    md = ["# Helmet mini-training", "", "## Runs", "", markdown_table(columns, [[cell(r[k], 4) for k in columns] for r in rows]),
           "", "## Per variant (mean ± std over seeds)", "",
           "best.pt is the epoch with the best validation fitness; the test columns score that checkpoint on the "
-          "held-out test split.", "", summary_table(rows), ""]
+          "held-out test split.", "", variant_table(rows), ""]
     if comparisons:
         n_boot = comparisons[0].get("n_boot", "")
         md += ["## Variant − base on the test split (paired, 95% bootstrap interval over test images)", "",
@@ -212,7 +209,7 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
 
     out = Path(out)
     rows = read_results(out) if rows is None else rows
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 6.4), sharex=True)  # one above the other: the page's width
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
     for r in rows:  # a colour per variant, a line style per seed: the variants are what the eye should compare
@@ -224,9 +221,9 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
                      marker="o" if len(x) < 5 else None, label=f"{r['variant']} s{r['seed']}")
         ax1.plot(x, [float(e["metrics/mAP50(B)"]) for e in epochs], **style)
         ax2.plot(x, [float(e["val/box_loss"]) for e in epochs], **style)
-    ax1.set(xlabel="epoch", ylabel="val mAP50", title="validation mAP50")
+    ax1.set(ylabel="val mAP50", title="validation mAP50")
     ax2.set(xlabel="epoch", ylabel="val box loss", title="validation box loss")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, ncol=len(variants), loc="upper left")
     fig.tight_layout()
     fig.savefig(path or out / "curves.png", dpi=110)
     plt.close(fig)

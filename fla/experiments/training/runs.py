@@ -11,14 +11,15 @@ never takes part in the choice.
 - ``s_per_epoch`` is the mean wall time of the training pass of an epoch, without the first epoch
   when there are more (it pays one-off warm-up), and without validation and checkpointing
   (validating a barely trained detector is dominated by NMS over junk boxes, not by the model).
+- The test split is scored in the precision ultralytics' final validation scored the val split: on a GPU
+  with AMP it reloads ``best.pt`` in fp16 (``quantize=16``), so the test does too, and the val − test gap
+  holds no change of precision; on a CPU both are fp32.
 - ``params`` and ``gflops`` are those of the trained model (2 classes) at 640×640, ultralytics'
   yardstick, whatever size it was trained at.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import math
 import statistics
 import time
@@ -26,25 +27,20 @@ from pathlib import Path
 
 import torch
 
-from ...files import write_atomic
 from ...runtime import cpu_threads, pick_device, torch_threads, ultralytics_device
 from ...yolo import TransferTrainer, model_summary, model_yaml
 from ...yolo.datasets import has_split
-from ...yolo.patches import offline_amp_check
+from ...yolo.amp import offline_amp_check
 from ..stats import Detections
-from ..sweep import SETTINGS, Sweep
+from ..sweep import Sweep
 from . import report
 from .folders import COLUMNS, DETECTIONS, KEY, TEST_COLUMNS, run_dir
 
-__all__ = ["QUICK", "FULL", "RunError", "train_one", "evaluate", "score_test", "start_of", "sweep", "train_all"]
+__all__ = ["QUICK", "FULL", "train_detector", "validated_in_fp16", "evaluate", "score_test", "start_of", "sweep", "train_all"]
 
 #: what ``--quick`` means: one CPU epoch on small images (about 5 s a variant on 2 cores).
 QUICK = {"epochs": 1, "imgsz": 160, "bootstrap": 200}
 FULL = {"epochs": 100, "imgsz": 640, "bootstrap": 1000}  # the experiment of the blog post this project started from
-
-
-class RunError(RuntimeError):
-    """A sweep that cannot go on as asked; the message says what to do."""
 
 
 def _timing_callbacks(model, threads: int) -> list[float]:
@@ -76,7 +72,7 @@ def _device(device: str | None, quick: bool) -> str:
     return ultralytics_device(pick_device("cpu" if quick and not device else device))
 
 
-def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16,
+def train_detector(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, batch: int = 16,
               device: str | None = None, quick: bool = False, weights=None, **overrides) -> dict:
     """Train one variant with one seed and return its results row (see ``COLUMNS``).
 
@@ -91,7 +87,8 @@ def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, ba
     device = _device(device, quick)
     save = run_dir(out, variant, seed, epochs, imgsz)
     model = YOLO(model_yaml(name, scale))  # the trainer rebuilds it from the YAML after seeding: same seed, same weights
-    seconds = _timing_callbacks(model, threads=cpu_threads())
+    threads = cpu_threads()
+    seconds = _timing_callbacks(model, threads=threads)
     args = dict(
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=True, device=device,
         project=str(save.parent.resolve()), name=save.name, exist_ok=True, pretrained=str(weights) if weights else False,
@@ -103,11 +100,18 @@ def train_one(variant: str, seed: int, data, out, *, epochs: int, imgsz: int, ba
     cost = model_summary(model, 640)
     return {
         "variant": variant, "seed": seed, "epochs": epochs, "imgsz": imgsz,
-        "device": torch.cuda.get_device_name(0) if device != "cpu" else "cpu",
+        # on the CPU the float sums, hence the weights, depend on the thread count: a run says how many it had
+        "device": torch.cuda.get_device_name(0) if device != "cpu" else f"cpu ({threads} threads)",
         "map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr),
         "params": cost["params"], "gflops": cost["gflops"], "s_per_epoch": statistics.mean(seconds[1:] or seconds),
-        **score_test(save, data, imgsz=imgsz, batch=batch, device=device),
+        **score_test(save, data, imgsz=imgsz, batch=batch, device=device, half=validated_in_fp16(model.trainer)),
     }
+
+
+def validated_in_fp16(trainer) -> bool:
+    """Whether ultralytics' final validation ran in fp16: it records the precision it used in ``quantize``
+    (16 on a GPU with AMP, after the AMP check; None on a CPU)."""
+    return getattr(trainer.validator.args, "quantize", None) == 16
 
 
 def _recording_validator(records: list):
@@ -132,10 +136,11 @@ def _recording_validator(records: list):
 
 
 def evaluate(weights, data, *, split: str = "test", imgsz: int, batch: int = 16, device: str = "cpu",
-             save_dir=None) -> tuple[dict, Detections]:
+             save_dir=None, half: bool = False) -> tuple[dict, Detections]:
     """Score a checkpoint on one split with ultralytics' validator (``model.val``: conf 0.001, NMS, matching at
     IoU 0.50:0.95) and return its metrics (``map50, map50_95, precision, recall``) and its per-image
-    ``fla.experiments.stats.Detections``. Plots and logs go to ``save_dir`` (default: ``<weights folder>/../<split>``)."""
+    ``fla.experiments.stats.Detections``. Plots and logs go to ``save_dir`` (default: ``<weights folder>/../<split>``).
+    ``half``: the model in fp16 (``quantize=16``; on a GPU only, ultralytics keeps fp32 on a CPU)."""
     from ultralytics import YOLO
 
     records = []
@@ -145,20 +150,22 @@ def evaluate(weights, data, *, split: str = "test", imgsz: int, batch: int = 16,
     model.add_callback("on_val_start", lambda v: torch.set_num_threads(threads) if str(device) == "cpu" else None)
     with torch_threads(None):
         box = model.val(validator=_recording_validator(records), data=str(data), split=split, imgsz=imgsz, batch=batch,
-                        device=device, plots=False, verbose=False, workers=0, project=str(save_dir.parent.resolve()),
+                        device=device, quantize=16 if half else None, plots=False, verbose=False, workers=0,
+                        project=str(save_dir.parent.resolve()),
                         name=save_dir.name, exist_ok=True).box
     metrics = {"map50": float(box.map50), "map50_95": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
     return metrics, Detections.from_images(records)
 
 
-def score_test(run, data, *, imgsz: int, batch: int = 16, device: str = "cpu") -> dict:
-    """The ``test_*`` columns of a finished run folder: its ``best.pt`` (chosen on val) scored on the test split;
-    the matched predictions are saved to ``<run>/test_detections.npz``. NaN when ``data`` has no test split."""
+def score_test(run, data, *, imgsz: int, batch: int = 16, device: str = "cpu", half: bool = False) -> dict:
+    """The ``test_*`` columns of a finished run folder: its ``best.pt`` (chosen on val) scored on the test split,
+    in fp16 when ``half`` (as the val split was, on a GPU with AMP); the matched predictions are saved to
+    ``<run>/test_detections.npz``. NaN when ``data`` has no test split."""
     if not has_split(data, "test"):
         print(f"{data} has no test split: test columns left empty (fla data get fetches the current subset)")
         return dict.fromkeys(TEST_COLUMNS, math.nan)
     metrics, detections = evaluate(Path(run) / "weights" / "best.pt", data, split="test", imgsz=imgsz, batch=batch,
-                                   device=device, save_dir=Path(run) / "test")
+                                   device=device, save_dir=Path(run) / "test", half=half)
     detections.save(Path(run) / DETECTIONS)
     return {f"test_{k}": v for k, v in metrics.items()}
 
@@ -171,20 +178,9 @@ def start_of(weights) -> str:
     return f"{Path(weights).name} sha256:{hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]}"
 
 
-def sweep(out, weights=None, data=None) -> Sweep:
-    """The training folder ``out``: its runs all start from ``weights`` (scratch when None). A row counts as
-    done once it has its test columns, or when ``data`` has no test split to score. A folder of version 0.1,
-    whose ``start.txt`` recorded the start, has it moved into ``settings.json`` first."""
-    legacy, settings = Path(out) / "start.txt", Path(out) / SETTINGS
-    if legacy.is_file() and not settings.is_file():
-        write_atomic(settings, json.dumps({"start": legacy.read_text().strip()}, indent=1))
-        legacy.unlink()
-    @functools.cache  # the data.yaml is read when a row lacks its test columns, and then once
-    def nothing_to_score() -> bool:
-        return data is not None and not has_split(data, "test")
-
-    return Sweep(out, "results", COLUMNS, KEY, {"start": start_of(weights)}, summary=report.markdown,
-                 complete=lambda row: math.isfinite(row["test_map50"]) or nothing_to_score())
+def sweep(out, weights=None) -> Sweep:
+    """The training folder ``out``: its runs all start from ``weights`` (scratch when None)."""
+    return Sweep(out, "results", COLUMNS, KEY, {"start": start_of(weights)}, summary=report.markdown)
 
 
 def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str = "n", n_boot: int = 1000,
@@ -193,28 +189,17 @@ def train_all(variants, seeds, data, out, *, epochs: int, imgsz: int, scale: str
 
     An output folder holds runs of one start (its ``settings.json``: scratch or which checkpoint); another
     start there is a ``SettingsClash``. Rows of a scale other than n name their variant ``<variant>@<scale>``.
-    Finished runs whose row lacks the test columns (written before they existed) get their ``best.pt`` scored
-    on the test split. At the end every variant is compared with base on the test split (``report.compare``,
+    At the end every variant is compared with base on the test split (``report.compare``,
     ``n_boot`` resamples; 0 skips it) into ``results.md`` and ``paired.csv``.
     Returns all rows of this configuration (finished earlier or now), in variant × seed order."""
     out = Path(out)
-    runs = sweep(out, kwargs.get("weights"), data)
+    runs = sweep(out, kwargs.get("weights"))
     wanted = [(v if scale == "n" else f"{v}@{scale}", s) for v in variants for s in seeds]
-    test_args = {"batch": kwargs.get("batch", 16), "device": _device(kwargs.get("device"), kwargs.get("quick", False))}
 
     def one(i, variant, seed):
         tag = f"[{i}/{len(wanted)}] {variant} seed {seed} ({epochs} epochs, imgsz {imgsz})"
-        folder = run_dir(out, variant, seed, epochs, imgsz)
-        row = runs.row((variant, seed, epochs, imgsz))
-        if row is None:
-            log(f"{tag}: training under {folder}")
-            row = train_one(variant, seed, data, out, epochs=epochs, imgsz=imgsz, **kwargs)
-        elif not (folder / "weights" / "best.pt").is_file():
-            raise RunError(f"{tag}: results.csv has this run but {folder}/weights/best.pt is gone; "
-                           "delete its row from results.csv to train it again")
-        else:
-            log(f"{tag}: done before; scoring its best.pt on the test split (column missing)")
-            row = {**row, **score_test(folder, data, imgsz=imgsz, **test_args)}
+        log(f"{tag}: training under {run_dir(out, variant, seed, epochs, imgsz)}")
+        row = train_detector(variant, seed, data, out, epochs=epochs, imgsz=imgsz, **kwargs)
         log(f"{tag}: val mAP50 {row['map50']:.3f}, test mAP50 {row['test_map50']:.3f}, {row['s_per_epoch']:.1f} s/epoch")
         return row
 

@@ -5,7 +5,7 @@ enough for git, with where and when they ran.
 ``paired.csv``, ``settings.json``, and per run ultralytics' per-epoch log (``results.csv``, for the curves) and
 the matched test predictions (``test_detections.npz``, for the paired bootstrap); no checkpoints. It writes
 ``provenance.json``: machine, date, commit, command, and how many of the planned runs are there (``complete``).
-``shipped()`` finds the folder: ``$FLA_SHIPPED``, else ``fla/results/helmet-cpu60``, package data of this installation.
+``shipped_folder()`` finds the folder: ``$FLA_SHIPPED``, else ``fla/results/helmet-cpu60``, package data of this installation.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ...files import write_atomic
+from ...files import read_json, write_atomic
 from ...results import HERE as RESULTS
 from .folders import DETECTIONS, read_results, run_dir
 
-__all__ = ["NAME", "shipped", "provenance", "ship", "describe"]
+__all__ = ["NAME", "shipped_folder", "provenance", "ship", "describe"]
 
 NAME = "helmet-cpu60"
 PLANNED_RUNS = 9  # base, c2f_fla, neck_fla × seeds 0 1 2
@@ -29,7 +29,7 @@ COMMAND = ("python -m fla train --data <helmet>/data.yaml --variants base c2f_fl
            "--imgsz 320 --out <dir> --bootstrap 0   (S = 0, then 1, then 2)")
 
 
-def shipped(name: str = NAME) -> Path | None:
+def shipped_folder(name: str = NAME) -> Path | None:
     """The shipped runs' folder, or None when this installation has none."""
     folder = Path(os.environ["FLA_SHIPPED"]) if os.environ.get("FLA_SHIPPED") else RESULTS / name
     return folder if (folder / "results.csv").is_file() else None
@@ -37,8 +37,7 @@ def shipped(name: str = NAME) -> Path | None:
 
 def provenance(folder) -> dict:
     """What ``provenance.json`` says about the runs (``{}`` when there is none)."""
-    path = Path(folder) / "provenance.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(Path(folder) / "provenance.json", {})
 
 
 def describe(folder) -> str:

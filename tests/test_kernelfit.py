@@ -1,0 +1,159 @@
+"""The kernel fit (fla.experiments.kernelfit): its targets, its determinism, its statistics and its report."""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fla.experiments import kernelfit as K
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {**K.PRESETS["quick"], "steps": 5}
+
+
+def _qk(seed=0, d=16, n=128):
+    g = torch.Generator().manual_seed(seed)
+    return K.unit_vectors((2, 8, d), g), K.unit_vectors((2, n, d), g)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 16.0, 128.0])
+def test_target_rows_sum_to_one(beta):
+    q, k = _qk()
+    t = K.targets(q, k, beta)
+    assert t.shape == (2, 8, 128) and (t >= 0).all()
+    torch.testing.assert_close(t.sum(-1), torch.ones(2, 8))
+
+
+def test_targets_are_uniform_as_beta_goes_to_zero_and_one_hot_as_it_grows():
+    q, k = _qk()
+    torch.testing.assert_close(K.targets(q, k, 1e-9), torch.full((2, 8, 128), 1 / 128))
+    sharp = K.targets(q, k, 1e4)
+    assert (sharp.argmax(-1) == (q @ k.transpose(-2, -1)).argmax(-1)).all()
+    assert float(sharp.amax(-1).min()) > 0.99
+
+
+def test_kl_rows_is_zero_on_the_target_and_positive_elsewhere():
+    q, k = _qk()
+    t = K.targets(q, k, 8.0)
+    assert float(K.kl_rows(t, t).abs().max()) < 1e-5
+    uniform = torch.full_like(t, 1 / 128)
+    # KL(t ‖ uniform) = log N − H(t)
+    torch.testing.assert_close(K.kl_rows(t, uniform), math.log(128) - K.Fn.row_entropy(t))
+
+
+def test_the_fit_is_deterministic_per_seed_and_alone_as_in_a_batch():
+    settings = K._settings(TINY)
+    a = K.fit(16, 16.0, "focused", 3.0, 1e-2, [0, 1], **settings)
+    b = K.fit(16, 16.0, "focused", 3.0, 1e-2, [0, 1], **settings)
+    alone = K.fit(16, 16.0, "focused", 3.0, 1e-2, [1], **settings)
+    strip = lambda r: {k: v for k, v in r.items() if k != "cpu_s"}  # noqa: E731
+    assert [strip(r) for r in a] == [strip(r) for r in b]
+    assert a[0]["kl_heldout"] != a[1]["kl_heldout"]  # two seeds are two draws
+    for col in ("kl_heldout", "entropy", "top_mass", "target_entropy"):
+        assert alone[0][col] == pytest.approx(a[1][col], rel=1e-5, abs=1e-6)
+
+
+def test_the_arms_of_a_seed_share_their_held_out_rows_and_p1_focused_starts_as_relu():
+    settings = {**K._settings(TINY), "steps": 0}
+    relu = K.fit(16, 16.0, "relu", 1.0, 1e-2, [3], **settings)[0]
+    p1 = K.fit(16, 16.0, "focused", 1.0, 1e-2, [3], **settings)[0]
+    p3 = K.fit(16, 16.0, "focused", 3.0, 1e-2, [3], **settings)[0]
+    assert relu["target_entropy"] == p1["target_entropy"] == p3["target_entropy"]  # the same held-out rows
+    # f_1 is the identity and softplus(0) divides every channel alike: untrained, p = 1 gives ReLU's rows
+    assert p1["kl_heldout"] == pytest.approx(relu["kl_heldout"], rel=1e-4)
+    assert p3["kl_heldout"] != pytest.approx(relu["kl_heldout"], rel=1e-4)
+
+
+def test_training_lowers_the_held_out_kl():
+    settings = {**K._settings(TINY), "steps": 0}
+    before = K.fit(16, 16.0, "relu", 1.0, 3e-2, [0], **settings)[0]["kl_heldout"]
+    after = K.fit(16, 16.0, "relu", 1.0, 3e-2, [0], **{**settings, "steps": 60})[0]["kl_heldout"]
+    assert after < before
+
+
+def test_quick_run_is_fast_resumable_and_reports(tmp_path, monkeypatch):
+    t0 = time.perf_counter()
+    rows = K.run_kernelfit(tmp_path, quick=True, log=lambda m: None)
+    assert time.perf_counter() - t0 < 30  # ≤ 10 s alone; generous on a shared CI machine
+    assert len(rows) == len(K.QUICK_SEEDS) * 2 * 2  # seeds × β × arms
+    assert (tmp_path / "kernelfit.md").read_text().startswith("## d = 16")
+    monkeypatch.setattr(K, "fit", lambda *a, **k: pytest.fail("a finished run ran again"))
+    again = K.run_kernelfit(tmp_path, quick=True, log=lambda m: None)
+    assert again == rows
+
+
+def test_best_lrs_takes_the_lowest_median_on_the_tuning_seeds_only():
+    base = {"d": 16, "beta": 4.0, "kernel": "relu", "p": 1.0}
+    rows = [{**base, "lr": 0.01, "seed": s, "kl_heldout": v} for s, v in zip(K.TUNE_SEEDS, [0.5, 0.2, 0.3])]
+    rows += [{**base, "lr": 0.03, "seed": s, "kl_heldout": v} for s, v in zip(K.TUNE_SEEDS, [0.1, 0.4, 0.35])]
+    rows += [{**base, "lr": 0.1, "seed": 0, "kl_heldout": 0.0}]  # a reported seed: never used for the choice
+    assert K.best_lrs(rows) == {(16, 4.0, "relu", 1.0): 0.01}  # medians 0.3 vs 0.35
+
+
+def test_paired_interval_on_known_answers():
+    shifted = K.paired_interval(np.full(20, -0.1) + np.linspace(-0.01, 0.01, 20))
+    assert shifted["median"] == pytest.approx(-0.1)
+    assert shifted["lo"] <= -0.1 <= shifted["hi"] and shifted["hi"] < 0
+    assert shifted["p_value"] < 0.001
+    symmetric = K.paired_interval(np.r_[np.linspace(0.1, 1, 10), -np.linspace(0.1, 1, 10)])
+    assert symmetric["lo"] < 0 < symmetric["hi"] and symmetric["p_value"] > 0.5
+
+
+def test_holm_on_a_known_answer():
+    assert K.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert K.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def _known_rows():
+    """ReLU at KL 1.0 + seed noise; f_3 0.1 (± 0.02) lower on every seed at β = 64, equal at β = 1."""
+    rows = []
+    for s in range(20):
+        noise = 0.01 * ((s * 7) % 5 - 2)
+        for beta, gain in ((1.0, 0.0), (64.0, -0.1 + 0.01 * ((s * 3) % 5 - 2))):
+            common = {"d": 16, "beta": beta, "lr": 0.01, "seed": s, "steps": 5, "entropy": 4.0, "top_mass": 0.02,
+                      "target_entropy": 4.8 if beta == 1 else 0.5, "target_top_mass": 0.01 if beta == 1 else 0.8,
+                      "train_kl": 0.0, "cpu_s": 0.0}
+            rows.append({**common, "kernel": "relu", "p": 1.0, "kl_heldout": 1.0 + noise})
+            rows.append({**common, "kernel": "focused", "p": 3.0, "kl_heldout": 1.0 + noise + gain})
+    return rows
+
+
+def test_the_report_on_known_rows():
+    rows = _known_rows()
+    cs = {c["beta"]: c for c in K.contrasts(rows)}
+    assert cs[64.0]["median"] == pytest.approx(-0.1) and cs[64.0]["wins"] == 20 and cs[64.0]["p_holm"] < 0.05
+    assert cs[1.0]["median"] == 0 and cs[1.0]["wins"] == 0
+    table = K.table(rows, 16)
+    assert re.search(r"\| 64 \| 0.50 \| 0.80 \| 1.000 \| -0.100 \[-0.1\d\d, -0.0\d\d\]\* \|", table), table
+    assert "| 1 | 4.80 | 0.01 | 1.000 | +0.000 [+0.000, +0.000] |" in table
+    assert "| 16 | 64 | 0.01 | 0.01 |" in K.rates_table(rows)
+    md = K.markdown(rows + [{**rows[0], "seed": K.TUNE_SEEDS[0], "kl_heldout": 99.0}])  # tuning rows left out
+    assert "99" not in md and "20 seeds" in md
+    fig = K.plot(rows)
+    assert len(fig.axes) == 2
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_the_rates_table_marks_a_rate_at_the_edge_of_the_grid():
+    rows = [{**r, "lr": 0.03} if r["kernel"] == "focused" else r for r in _known_rows()]
+    assert "0.03 (edge)" in K.rates_table(rows, lrs=[0.003, 0.01, 0.03])
+    assert "0.01 (edge)" not in K.rates_table(rows, lrs=[0.003, 0.01, 0.03])
+
+
+def test_docs_hold_the_shipped_runs_tables():
+    if not (K.SHIPPED / "kernelfit.csv").is_file():
+        pytest.skip("no shipped kernel fit")
+    rows, prov = K.shipped()
+    rows = [r for r in rows if r["seed"] not in K.TUNE_SEEDS]
+    doc = (REPO / "docs" / "kernelfit.md").read_text()
+    for d in sorted({r["d"] for r in rows}):
+        assert K.table(rows, d) in doc, f"docs/kernelfit.md's table for d = {d} is not the shipped rows'"
+        assert K.sharpness_table(rows, d) in doc
+    assert prov["commit"] and re.search(prov["commit"], doc)

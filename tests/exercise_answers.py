@@ -420,7 +420,7 @@ WRONG = {
     ex.check_answer_mass: [
         (lambda w, a: w[..., a].mean(dim=(-1, -2)), "own answer"),
         (lambda w, a: w[:, torch.arange(len(a)), a].sum(dim=-1), "not their sum"),
-        (lambda w, a: w[:, torch.arange(len(a)), a].mean(dim=0), "shape"),
+        (lambda w, a: w[:, torch.arange(len(a)), a].mean(dim=0), ("shape", "not over the heads")),  # heads = Q: same shape
         (lambda w, a: w.max(dim=-1).values.mean(dim=-1), "largest weight"),
     ],
     ex.check_block_macs: [

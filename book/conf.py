@@ -15,12 +15,41 @@ nb_render_markdown_format = "myst"  # the notebooks display markdown tables (com
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 2  # the glossary's terms are headings; notebooks link them as glossary.md#term, as GitHub does
 
+
+
+def _release():
+    """The repository and the release tag the notebooks belong to, from pyproject.toml (tools/book.py says where the
+    project is: this file runs from a copy): the Colab buttons open the notebooks there, as the README's badges
+    and the setup cell's FLA_SOURCE do."""
+    import os
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: Sphinx brings tomli there
+        import tomli as tomllib
+
+    project = Path(os.environ.get("FLA_PROJECT") or Path(__file__).resolve().parents[1])
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    return meta["urls"]["Repository"], f"v{meta['version']}"
+
+
+repository_url, release_tag = _release()
 html_theme = "sphinx_book_theme"
 html_title = "fla · Focused Linear Attention"
-html_theme_options = {"show_toc_level": 2, "use_download_button": False}
+html_theme_options = {
+    "show_toc_level": 2,
+    "repository_url": repository_url,
+    "repository_branch": release_tag,
+    "path_to_docs": "notebooks",
+    "launch_buttons": {"colab_url": "https://colab.research.google.com"},  # a notebook page's rocket: open it in Colab
+    "use_download_button": True,  # the notebook as stored in the repository (tools/book.py puts it in _sources)
+}
 html_show_sourcelink = False
-html_copy_source = False  # the .ipynb copies would double the weight (the slider pictures are inline)
-html_static_path = []
+html_copy_source = True  # tools/book.py replaces each executed copy by the notebook without outputs (the slider pictures
+html_sourcelink_suffix = ""  # would double the weight): the download is the notebook to run
+html_static_path = ["_static"]  # fla.css, which tools/book.py copies there
+html_css_files = ["fla.css"]
 
 # MathJax 3 from the book extra (sphinx-mathjax-offline ships MathJax 3.2.2) instead of Sphinx's CDN default, so the
 # formulas typeset on a machine without network; only what TeX input and HTML output load is copied (3 MB of its 24).

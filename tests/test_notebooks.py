@@ -34,6 +34,9 @@ SLIDERS = {
 }
 
 
+#: name -> the notebook as the quick-mode test executed it, for test_prose_numbers (one execution serves both)
+QUICK_RUNS: dict = {}
+
 CHECK_FALSE = re.compile(r"(?<![=\w])False[.)]*\s*$")
 
 
@@ -124,6 +127,7 @@ def test_notebook_executes_in_quick_mode(path, kernel_env):
         texts = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel"]
         assert any(first_text in t for t in texts), texts  # the view rendered its first state
         json.dumps(nb.metadata["widgets"])  # the saved state is plain JSON
+    QUICK_RUNS[path.stem] = nb
 
 
 def test_test_kernels_refuse_non_loopback_connections(kernel_env):

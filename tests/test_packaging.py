@@ -93,6 +93,7 @@ def test_the_wheel_carries_the_shipped_runs_and_the_yaml(tmp_path):
     names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
     shipped = [p.relative_to(REPO).as_posix() for p in (REPO / "fla" / "results").rglob("*") if p.is_file()]
     assert "fla/results/ablation/ablation.csv" in shipped
+    assert "fla/results/kernelfit/kernelfit.csv" in shipped  # notebook 02 reads the kernel fit
     assert "fla/results/helmet-cpu60/results.csv" in shipped  # and each run's test detections, for the bootstrap
     assert sum(name.endswith("/test_detections.npz") for name in shipped) == 9
     assert set(shipped) <= names, set(shipped) - names

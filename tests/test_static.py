@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 
@@ -24,6 +25,23 @@ def test_grid_spreads_over_the_range_on_the_step_and_keeps_the_current_value():
     assert static.grid(small, n=7) == [0, 1, 2, 3]
     k = widgets.SelectionSlider(options=[3, 5, 7], value=5)
     assert static.grid(k) == [3, 5, 7]
+    hand_picked = widgets.SelectionSlider(options=list(range(static.OPTIONS)), value=5)
+    assert static.grid(hand_picked) == list(range(static.OPTIONS)), "a selection slider's options are all shown"
+    many = widgets.SelectionSlider(options=list(range(static.OPTIONS + 1)), value=5)
+    assert len(static.grid(many)) <= static.FRAMES + 1 and 5 in static.grid(many)
+
+
+def test_the_static_sliders_carry_the_instructive_values(monkeypatch):
+    """01's d = 32 (the head size of notebook 05's models) and 03's t = 1e-4 (rank jumps, effective rank stays)."""
+    from fla.course.widgets import order_widget, strength_widget
+
+    monkeypatch.setenv(static.BOOK, "1")
+    d = json.loads(re.search(r"labels = (\[[^\]]*\])", order_widget()._repr_mimebundle_()["text/html"]).group(1))
+    assert "32" in d
+    page = strength_widget(image_tokens(load_image()))._repr_mimebundle_()["text/html"]
+    t = json.loads(re.search(r"labels = (\[[^\]]*\])", page).group(1))
+    assert "0.0001" in t
+    assert "every value of DWC strength t" in page and "live notebook computes" not in page
 
 
 def _render(p, q):
@@ -63,6 +81,15 @@ def test_the_live_widget_is_unchanged_unless_the_book_is_built(monkeypatch):
     assert page.count('<img class="fla-static-frame"') == len(static.grid(shown.children[0].children[0])) <= static.FRAMES + 1
     assert focusing_view(tokens, 3.0, (7, 7)).text.split(" · ")[0] in page
     assert shown.children[0].children[0].description == "p"  # the rest is the widget's
+    # the page says which live controls it leaves out, and that it holds a few values of p
+    note = re.search(r"<p class='fla-static-note'><small>(.*?)</small>", page).group(1)
+    assert "a few values of p" in note and "query row, query col and kernel" in note, note
+    # frames as wide as the book's text column: shown at the size they were drawn
+    from PIL import Image
+
+    first = re.search(r'src="data:image/jpeg;base64,([^"]+)"', page).group(1)
+    assert Image.open(io.BytesIO(base64.b64decode(first))).size[0] == static.PAGE_PX
+    assert "white-space: pre-wrap" in page  # the numbers under the slider wrap instead of scrolling sideways
 
 
 def test_the_static_readout_is_the_live_sliders_label(monkeypatch):

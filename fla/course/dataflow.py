@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+from ..figures import PAGE_WIDTH
+
 __all__ = ["BOXES", "ARROWS", "draw"]
 
 # name -> (x, y, label); y grows downwards
@@ -44,11 +46,11 @@ def draw():
     """The figure: boxes for the steps, arrows labelled with the shape that flows (N = H·W, d = C/h)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9.5, 6.4))
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 6.2))  # the width of a page: shown at the size it is drawn
     ax.set_xlim(0, 1)
     ax.set_ylim(6.7, -0.5)
     ax.axis("off")
-    style = dict(ha="center", va="center", fontsize=9.5, bbox=dict(boxstyle="round,pad=0.4", fc="#eef3fb", ec="#4a6fa5"))
+    style = dict(ha="center", va="center", fontsize=8.5, bbox=dict(boxstyle="round,pad=0.4", fc="#eef3fb", ec="#4a6fa5"))
     for name, (x, y, label) in BOXES.items():
         ax.text(x, y, label, **{**style, "bbox": {**style["bbox"], "fc": "#fbeee6" if name in ("phiq", "phik") else
                                                   "#e9f5e9" if name == "dwc" else "#eef3fb"}})
@@ -58,7 +60,7 @@ def draw():
                     arrowprops=dict(arrowstyle="->", color="#555", lw=1.1))
         ax.text((x0 + x1) / 2 + 0.01, (y0 + y1) / 2, shape, fontsize=7.5, color="#333", ha="left", va="center",
                 bbox=dict(fc="white", ec="none", pad=0.5))
-    ax.set_title("FocusedLinearAttention: B images, C channels, N = H·W tokens, h heads of d = C/h", fontsize=10)
+    ax.set_title("FocusedLinearAttention: B images, C channels, N = H·W tokens,\nh heads of d = C/h", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -6,25 +6,31 @@ shows them through a plain ``<input type="range">`` (arrow keys work; a few line
 the frames). The live widget is untouched: its output carries both, and JupyterLab keeps drawing the widget
 while the book's HTML builder picks ``text/html``.
 
-Page weight: up to ``FRAMES`` + 1 JPEG pictures at ``DPI`` per slider (about 30–40 kB each for the views of
-notebooks 02 and 03, so about 0.3 MB a slider).
+The frames are drawn at the width of the book's text column (``PAGE_PX``), so they are shown at the size they
+were drawn at; a selection slider's options (chosen by hand, each one instructive) are all there, a number
+slider's range in ``FRAMES`` steps. A note under the slider names the live controls the page leaves out.
+Page weight: one JPEG picture per frame (about 30–90 kB each for the views of notebooks 01–03).
 """
 from __future__ import annotations
 
 import base64
 import html
-import io
 import itertools
 import json
 import os
 
-__all__ = ["BOOK", "FRAMES", "DPI", "building_book", "grid", "figure_bytes", "frames", "readout", "slider_html", "StaticFallback", "with_fallback"]
+from ..figures import PAGE_WIDTH, figure_bytes
+
+__all__ = ["BOOK", "FRAMES", "OPTIONS", "PAGE_PX", "building_book", "grid", "figure_bytes", "frames", "readout",
+           "slider_html", "left_out", "StaticFallback", "with_fallback"]
 
 BOOK = "FLA_BOOK"  # the environment variable `make book` sets
-FRAMES = 7  # pictures per slider: enough to see the trend when dragging, few enough to keep a page light
-DPI = 60
+FRAMES = 7  # pictures of a number slider: enough to see the trend when dragging, few enough to keep a page light
+OPTIONS = 12  # a selection slider with up to this many options shows every one
+PAGE_PX = round(PAGE_WIDTH * 100)  # the book's text column in pixels (fla.figures): frames are drawn this wide
 QUALITY = 75
 _ids = itertools.count()
+WRAP = "white-space: pre-wrap; overflow-wrap: anywhere"  # a readout wraps at the column instead of scrolling sideways
 
 
 def building_book() -> bool:
@@ -35,10 +41,12 @@ def building_book() -> bool:
 def grid(control, n: int = FRAMES) -> list:
     """Up to ``n`` values of a slider spread over its range, on its step, always including its current value.
 
-    A slider with options (``SelectionSlider``) yields its options; a number slider evenly spaced values."""
+    A slider with options (``SelectionSlider``) yields all its options when there are up to ``OPTIONS`` (they were
+    picked by hand: 01's d = 32 is 05's head size, 03's t = 1e-4 is where the rank jumps); a number slider evenly
+    spaced values."""
     if hasattr(control, "_options_values"):
         values = list(control._options_values)
-        if len(values) > n:  # keep both ends and the current value
+        if len(values) > max(n, OPTIONS):  # keep both ends and the current value
             picks = {round(i * (len(values) - 1) / (n - 1)) for i in range(n)} | {values.index(control.value)}
             values = [values[i] for i in sorted(picks)]
         return values
@@ -50,25 +58,16 @@ def grid(control, n: int = FRAMES) -> list:
     return sorted(kind(round(v, 10)) for v in values)
 
 
-def figure_bytes(fig, format: str, dpi: int, **savefig) -> bytes:
-    """``fig`` as an image file in memory, the figure closed: drawn once, into a widget or a page, and not again
-    by the notebook's inline backend."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=format, dpi=dpi, **savefig)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def frames(render, values: dict, name: str, grid_values: list) -> list[tuple[object, bytes, str]]:
     """``(value, JPEG, text)`` for each value of control ``name`` in ``grid_values``, the others at ``values``;
     ``render(**values)`` returns ``(figure, text)`` as in ``fla.course.widgets``."""
     out = []
     for v in grid_values:
         fig, text = render(**{**values, name: v})
-        # JPEG, not PNG: the views overlay a photograph, which PNG stores at ~200 kB a frame and JPEG at ~35 kB
-        out.append((v, figure_bytes(fig, "jpeg", DPI, pil_kwargs={"quality": QUALITY}), text))
+        # JPEG, not PNG: the views overlay a photograph, which PNG stores at ~200 kB a frame and JPEG at ~35 kB;
+        # as wide as the page's column, so the page shows it at the size it was drawn
+        dpi = PAGE_PX / fig.get_figwidth()
+        out.append((v, figure_bytes(fig, "jpeg", dpi, pil_kwargs={"quality": QUALITY}), text))
     return out
 
 
@@ -80,13 +79,28 @@ def readout(control, v) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int, labels: list[str] | None = None) -> str:
+def left_out(label: str, others: list[str] = (), every: bool = True) -> str:
+    """The note under a static slider: which values of ``label`` it holds, and the live controls (``others``) the
+    page leaves out. ``every``: whether the frames cover every value the live slider has."""
+    note = f"Precomputed pictures: {'every value' if every else 'a few values'} of {label}"
+    if others:
+        names = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
+        note += f", with {names} at {'their' if len(others) > 1 else 'its'} starting value{'s' if len(others) > 1 else ''}"
+        note += f" (the live notebook lets you change {'them' if len(others) > 1 else 'it'} too)"
+    if not every:
+        note += "; the live notebook computes the values in between"
+    return note + "."
+
+
+def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int, labels: list[str] | None = None,
+                others: list[str] = (), every: bool = True) -> str:
     """A range input over ``shown`` frames, frame ``start`` visible; moving the input shows another frame.
-    ``labels``: each frame's value as the reader sees it (default: floats to two decimals)."""
+    ``labels``: each frame's value as the reader sees it (default: floats to two decimals); ``others``: the live
+    controls the page leaves out, named in the note under it (``left_out``). The text under the slider wraps at the column."""
     uid = f"fla-static-{next(_ids)}"
     labels = labels or [readout(None, v) for v, _, _ in shown]
     images = "".join(
-        f'<img class="fla-static-frame" data-index="{i}" alt="{html.escape(label)} = {labels[i]}"'
+        f'<img class="fla-static-frame" data-index="{i}" alt="{html.escape(label)} = {labels[i]}" style="max-width: 100%"'
         f'{"" if i == start else " hidden"} src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
         for i, (_, jpeg, _) in enumerate(shown))
     texts = [html.escape(t) for _, _, t in shown]
@@ -94,7 +108,7 @@ def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int, 
         f'<div class="fla-static" id="{uid}">'
         f'<label>{html.escape(label)} <input type="range" min="0" max="{len(shown) - 1}" step="1" value="{start}" '
         f'aria-valuetext="{labels[start]}"></label> <output>{labels[start]}</output>'
-        f'<pre class="fla-view-text">{texts[start]}</pre>{images}'
+        f'<pre class="fla-view-text" style="{WRAP}">{texts[start]}</pre>{images}'
         "<script>(function () {"
         f"const root = document.getElementById('{uid}'), input = root.querySelector('input'),"
         f" labels = {json.dumps(labels)}, texts = {json.dumps(texts)};"
@@ -104,7 +118,7 @@ def slider_html(label: str, shown: list[tuple[object, bytes, str]], start: int, 
         "root.querySelector('output').textContent = labels[i]; input.setAttribute('aria-valuetext', labels[i]);"
         "root.querySelector('pre').innerHTML = texts[i]; });"
         "})();</script>"
-        "<p class='fla-static-note'><small>Precomputed pictures: the live notebook computes every value.</small></p>"
+        f"<p class='fla-static-note'><small>{html.escape(left_out(label, list(others), every))}</small></p>"
         "</div>")
 
 
@@ -137,4 +151,6 @@ def with_fallback(widget, controls: dict, render):
     shown = frames(render, values, name, grid(controls[name]))
     start = [v for v, _, _ in shown].index(values[name])
     labels = [readout(controls[name], v) for v, _, _ in shown]
-    return StaticFallback(widget, slider_html(controls[name].description or name, shown, start, labels))
+    others = [c.description or n for n, c in controls.items() if n != name]
+    every = len(shown) == len(grid(controls[name], n=10**6))
+    return StaticFallback(widget, slider_html(controls[name].description or name, shown, start, labels, others, every))

@@ -187,26 +187,29 @@ def query_scale_rows(tokens: torch.Tensor, query: int, lambdas, p: float = 3.0, 
 
 
 def plot_focusing(view: FocusView, image: np.ndarray):
-    """Image with the query, the three attention maps of that query, and the per-query entropy map (notebook 02)."""
+    """The attention maps of the query (red square) under softmax, ReLU linear and focused attention over the image,
+    and the per-query entropy map; two by two, to be read at the width of a page (notebook 02)."""
     import matplotlib.pyplot as plt
 
     h, w = view.maps["softmax"].shape
     cell_h, cell_w = image.shape[0] / h, image.shape[1] / w
-    fig, axes = plt.subplots(1, 5, figsize=(15, 3.8))
-    axes[0].imshow(image)
-    axes[0].add_patch(plt.Rectangle((view.query[1] * cell_w, view.query[0] * cell_h), cell_w, cell_h, fill=False, ec="red", lw=2))
-    axes[0].set_title("query (red)")
-    for ax, kind in zip(axes[1:4], KINDS):
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 7.2))
+    axes = axes.ravel()
+    for ax, kind in zip(axes[:3], KINDS):
         ax.imshow(image)
         ax.imshow(view.maps[kind], cmap="inferno", alpha=0.75, extent=(0, image.shape[1], image.shape[0], 0))
         title = LABELS[kind] + (f" p={view.p:g}" if kind == "focused" else "")
-        ax.set_title(f"{title}\nentropy {view.entropy[kind]:.2f} nats")
-    im = axes[4].imshow(view.entropy_map, cmap="viridis", vmin=0, vmax=np.log(h * w))
-    axes[4].set_title(f"{LABELS[view.kind]}: entropy\nof every query")
-    fig.colorbar(im, ax=axes[4], fraction=0.046)
+        ax.set_title(f"{title}: entropy {view.entropy[kind]:.2f} nats")
+    im = axes[3].imshow(view.entropy_map, cmap="viridis", vmin=0, vmax=np.log(h * w),
+                        extent=(0, image.shape[1], image.shape[0], 0))
+    axes[3].set_title(f"{LABELS[view.kind]}: entropy of every query")
+    fig.colorbar(im, ax=axes[3], fraction=0.046)
     for ax in axes:
+        ax.add_patch(plt.Rectangle((view.query[1] * cell_w, view.query[0] * cell_h), cell_w, cell_h, fill=False,
+                                   ec="red", lw=2))
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.suptitle(f"query ({view.query[0]}, {view.query[1]}): the red square")
     fig.tight_layout()
     return fig
 
@@ -372,17 +375,17 @@ def plot_strength(view: StrengthView):
 
 
 def plot_rank(view: RankView):
-    """Singular-value spectra with the rank threshold, and the DWC banded matrix (notebook 03)."""
+    """Singular-value spectra with the rank threshold, and below it the DWC banded matrix (notebook 03)."""
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(7.5, 8.4), gridspec_kw={"height_ratios": [1, 1.15]})
     for name, s in view.spectra.items():
         ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-18), label=f"{name} (rank {view.table[name]['rank']})")
     ax.axhline(view.rtol, color="gray", ls="--", lw=1, label=f"tolerance {view.rtol:.1e}")
     ax.set_xlabel("index i")
     ax.set_ylabel("σ_i / σ_1")
     ax.set_title(f"singular values, p={view.p:g}, DWC {view.kernel_size}×{view.kernel_size}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     lim = np.abs(view.dwc).max()
     im = bx.imshow(view.dwc, cmap="RdBu_r", vmin=-lim, vmax=lim)
     bx.set_title("DWC as an N×N matrix (channel 0)")

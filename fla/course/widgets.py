@@ -25,7 +25,7 @@ def _wire(controls: dict, render) -> widgets.VBox:
     def update(_=None):
         fig, line = render(**{name: c.value for name, c in controls.items()})
         picture.value = static.figure_bytes(fig, "png", dpi=80)
-        text.value = f"<pre class='fla-view-text'>{html.escape(line)}</pre>"
+        text.value = f"<pre class='fla-view-text' style='{static.WRAP}'>{html.escape(line)}</pre>"
 
     for c in controls.values():
         c.style.description_width = "initial"  # show "query row" in full

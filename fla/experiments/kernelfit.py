@@ -402,37 +402,41 @@ def markdown(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path=None):
-    """Held-out KL (top) and row entropy (bottom) against β, one column per d: medians over seeds with
-    the 25–75 % band; black: the targets' entropy."""
+    """Top: each f_p − ReLU in held-out KL against β (median paired difference, 95 % interval as a band; below
+    0: f_p fits better). Bottom: row entropy, medians over seeds, with the targets' (gray). One column per d."""
     import matplotlib.pyplot as plt
 
     rows = [r for r in rows if r["seed"] not in TUNE_SEEDS]
     g, arms = _group(rows), _arms(rows)
+    cs = contrasts(rows)
     ds = sorted({r["d"] for r in rows})
     fig, axes = plt.subplots(2, len(ds), figsize=(3.8 * len(ds), 5.6), squeeze=False, sharex=True)
+    color = {a: ("black" if a[0] == "relu" else plt.cm.viridis(n / len(arms))) for n, a in enumerate(arms)}
     for j, d in enumerate(ds):
         betas = sorted({r["beta"] for r in rows if r["d"] == d})
-        for i, column in enumerate(("kl_heldout", "entropy")):
-            ax = axes[i, j]
-            for n, a in enumerate(arms):
-                vals = [[r[column] for r in g.get((d, b, *a), {}).values()] for b in betas]
-                keep = [k for k, v in enumerate(vals) if v]
-                if not keep:
-                    continue
-                x = [betas[k] for k in keep]
-                q = np.array([np.percentile(vals[k], [25, 50, 75]) for k in keep])
-                style = {"color": "black", "ls": "--"} if a[0] == "relu" else {"color": plt.cm.viridis(n / len(arms))}
-                ax.plot(x, q[:, 1], marker="o", ms=3, label=_label(*a), **style)
-                ax.fill_between(x, q[:, 0], q[:, 2], alpha=0.15, color=style["color"])
-            if column == "entropy":
-                ref = [_median(r["target_entropy"] for r in rows if r["d"] == d and r["beta"] == b) for b in betas]
-                ax.plot(betas, ref, color="gray", lw=3, alpha=0.5, label="target")
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"d = {d}: " + ("held-out KL" if column == "kl_heldout" else "row entropy"), fontsize=10)
-            ax.set_ylabel("nats")
-            if i == 1:
-                ax.set_xlabel("target sharpness β")
+        ax = axes[0, j]
+        ax.axhline(0, color="black", ls="--", lw=1, label="ReLU")
+        for a in arms[1:]:
+            mine = sorted((c for c in cs if c["d"] == d and c["p"] == a[1]), key=lambda c: c["beta"])
+            if mine:
+                x = [c["beta"] for c in mine]
+                ax.plot(x, [c["median"] for c in mine], marker="o", ms=3, color=color[a], label=_label(*a))
+                ax.fill_between(x, [c["lo"] for c in mine], [c["hi"] for c in mine], alpha=0.15, color=color[a])
+        ax.set_title(f"d = {d}: held-out KL, f_p − ReLU", fontsize=10)
+        ax.set_ylabel("nats (< 0: f_p better)")
+        ax = axes[1, j]
+        for a in arms:
+            med = [(b, _median(r["entropy"] for r in g[(d, b, *a)].values())) for b in betas if (d, b, *a) in g]
+            if med:
+                ax.plot(*zip(*med), marker="o", ms=3, color=color[a], ls="--" if a[0] == "relu" else "-", label=_label(*a))
+        ref = [_median(r["target_entropy"] for r in rows if r["d"] == d and r["beta"] == b) for b in betas]
+        ax.plot(betas, ref, color="gray", lw=3, alpha=0.5, label="target")
+        ax.set_title(f"d = {d}: row entropy", fontsize=10)
+        ax.set_ylabel("nats")
+        ax.set_xlabel("target sharpness β")
+        ax.set_xscale("log", base=2)
     axes[0, 0].legend(fontsize=8)
+    axes[1, 0].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=110)
@@ -454,7 +458,8 @@ def provenance(started: float, cpu0: float, loads: list, commit: str, command: s
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "commit": commit, "command": command,
             "wall_s": round(time.time() - started, 1),
             "cpu_s": round(own.ru_utime + own.ru_stime + usage.ru_utime + usage.ru_stime - cpu0, 1),
-            "load_average_1min": loads}
+            "load_average_1min": {"min": min(loads), "median": float(np.median(loads)), "max": max(loads),
+                                  "samples": len(loads), "every_s": 30}}
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """The YOLO blocks with focused linear attention (notebook 05): drop-ins for ultralytics' C2f, C3k2, C2PSA and a
 neck block, each adding attention through a residual branch that starts as a no-op.
 
-How they get into a model built from YAML is not here: ``fla.yolo.patches`` teaches ultralytics' parser the
+How they get into a model built from YAML is not here: ``fla.yolo.registry`` teaches ultralytics' parser the
 names. These are plain ``nn.Module``s.
 """
 from __future__ import annotations

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..figures import PAGE_WIDTH
 from ..files import markdown_table
 
 __all__ = ["COLUMNS", "attention_placements", "plot_network", "measure", "measure_all", "markdown"]
@@ -121,7 +122,7 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
     level = {i: (imgsz // hw[0]).bit_length() - 1 for i, hw in sizes.items()}  # stride 2**level
     bottom = max(level.values()) + 1
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.62 * len(layers) + 1, 3.6))
+        _, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.4))  # the page's width: about a third of an inch a layer
     colours = {"linear": "#f28e2b", "softmax": "#4e79a7", None: "#e8e8e8"}
     short = {"Upsample": "Up", "Concat": "Cat", "Detect": "Det"}
     for i, layer in enumerate(layers):
@@ -130,17 +131,17 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
             j = i - 1 if src == -1 else src
             if j < 0:  # the image itself
                 continue
-            ax.annotate("", (i - 0.32, y), (j + 0.32, level.get(j, bottom)),
+            ax.annotate("", (i - 0.4, y), (j + 0.4, level.get(j, bottom)),
                         arrowprops=dict(arrowstyle="->", color="#9a9a9a", lw=0.8, shrinkA=0, shrinkB=0,
                                         connectionstyle="arc3,rad=0.0" if abs(i - j) == 1 else "arc3,rad=-0.25"))
         kind = _attention_kind(layer)
-        ax.add_patch(FancyBboxPatch((i - 0.32, y - 0.28), 0.64, 0.56, boxstyle="round,pad=0.02",
+        ax.add_patch(FancyBboxPatch((i - 0.4, y - 0.28), 0.8, 0.56, boxstyle="round,pad=0.02",
                                     fc=colours[kind], ec="#555555", lw=0.6, zorder=3))
         name = type(layer).__name__
-        ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=6.5, zorder=4)
+        ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=7, zorder=4)
         if kind and i in sizes:
             h, w = sizes[i]
-            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=6.5,
+            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=7,
                     color=colours[kind], fontweight="bold")
     ax.set_xlim(-0.7, len(layers) - 0.3)
     ax.set_ylim(bottom + 0.7, 0.3)
@@ -151,9 +152,9 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, fc=colours[k]) for k in ("linear", "softmax")]
-    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", fontsize=7, frameon=False)
+    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", fontsize=8, frameon=False)
     if title:
-        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_title(title, fontsize=10, loc="left")
     return ax
 
 

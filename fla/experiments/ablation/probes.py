@@ -16,6 +16,7 @@ import torch
 from einops import rearrange
 
 from ... import functional as Fn
+from ...figures import panels
 from .tasks import PAIR, QUERY
 
 __all__ = ["attention_maps", "answer_mass", "recall_probe", "key_directions", "effective_rank", "plot_recall_attention",
@@ -99,15 +100,13 @@ def plot_recall_attention(models: dict, b, index: int = 0, query: int = 0, block
     ``models``: label -> trained recall model; ``b``: a recall batch; ``index``: which grid;
     ``query``: which of its queries. The answer cell is ringed, the other pair cells dotted.
     """
-    import matplotlib.pyplot as plt
-
     h, w = b.role.shape[-2:]
     bi, qi, ai = _answer_cells(b)
     mine = torch.nonzero(bi == index).flatten()
     q, ans = int(qi[mine[query]]), int(ai[mine[query]])
     pairs = torch.nonzero(b.role[index].flatten() == PAIR).flatten()
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.4), squeeze=False)
-    for ax, (label, model) in zip(axes[0], models.items()):
+    fig, axes = panels(len(models), per_row=3, panel_height=2.9)  # rows of three: legible at the page's width
+    for ax, (label, model) in zip(axes, models.items()):
         a = attention_maps(model, b, block)[index, :, q]  # (heads, N)
         head = int(a[:, ans].argmax())
         im = ax.imshow(rearrange(a[head], "(h w) -> h w", h=h).numpy(), cmap="viridis", vmin=0)

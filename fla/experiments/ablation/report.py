@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ...figures import PAGE_WIDTH
 from ...files import markdown_table
 from ..stats import group_by, mean_sd, paired, trend
 from .mixers import BASE, P_DEFAULT, Config
@@ -213,7 +214,8 @@ def plot(rows: list[dict], path=None):
     import matplotlib.pyplot as plt
 
     stats = summary(rows)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 6.6))  # two by two: legible at the page's width
+    axes = axes.ravel()
     ax = axes[0]
     rec = sorted([s for s in stats if s["task"] == "recall" and s["config"].variant in ("linear", "linear+focus")
                   and s["config"].kernel_size == 0 and not s["config"].per_head], key=lambda s: s["config"].p)
@@ -256,7 +258,7 @@ def plot(rows: list[dict], path=None):
     if hel:
         ax.bar(range(len(hel)), [s["mean"] for s in hel], yerr=[s["std"] for s in hel], capsize=3,
                color=[f"C{i}" for i in range(len(hel))])
-        ax.set_xticks(range(len(hel)), [s["config"].variant for s in hel], rotation=20)
+        ax.set_xticks(range(len(hel)), [s["config"].variant for s in hel], rotation=20, fontsize=8)
         lo = min(s["mean"] - s["std"] for s in hel)
         ax.set_ylim(max(0.0, lo - 0.05), min(1.0, max(s["mean"] + s["std"] for s in hel) + 0.02))
     ax.set(title="helmet: the five mixers", ylabel="mIoU")

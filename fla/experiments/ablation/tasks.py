@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from ...figures import panels as page_panels
+
 __all__ = ["IGNORE", "RecallBatch", "recall_batch", "NeedleBatch", "needle_batch", "RecallTask", "NeedleTask", "HelmetTask", "HelmetPatches", "helmet_patches", "plot_patches", "patch_labels",
            "confusion", "mean_iou", "HELMET_CLASSES"]
 
@@ -154,14 +156,13 @@ def plot_patches(patches: HelmetPatches, index: int, predictions: dict | None = 
 
     ``predictions``: title -> (grid, grid) predicted classes. Helmet patches orange, head patches red.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
     panels = {"labels": patches.labels[index], **(predictions or {})}
     cmap = ListedColormap([(0, 0, 0, 0), (1.0, 0.6, 0.0, 0.55), (0.9, 0.0, 0.0, 0.6)])
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False)
+    fig, axes = page_panels(len(panels), per_row=3, panel_height=2.9)  # rows of three: legible at the page's width
     size = patches.images.shape[-1]
-    for ax, (title, grid) in zip(axes[0], panels.items()):
+    for ax, (title, grid) in zip(axes, panels.items()):
         ax.imshow(patches.photo(index))
         ax.imshow(np.asarray(grid), cmap=cmap, vmin=0, vmax=2, extent=(0, size, size, 0), interpolation="nearest")
         ax.set(title=title, xticks=[], yticks=[])

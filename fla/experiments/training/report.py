@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+from ...figures import PAGE_WIDTH
 from ...files import cell, markdown_table, read_csv, write_csv
 from ..stats import Detections, group_by, mean_sd, paired_bootstrap
 from .folders import COLUMNS, DETECTIONS, read_results, run_dir
@@ -208,7 +209,7 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
 
     out = Path(out)
     rows = read_results(out) if rows is None else rows
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 6.4), sharex=True)  # one above the other: the page's width
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
     for r in rows:  # a colour per variant, a line style per seed: the variants are what the eye should compare
@@ -220,9 +221,9 @@ def plot_curves(out, rows: list[dict] | None = None, path=None):
                      marker="o" if len(x) < 5 else None, label=f"{r['variant']} s{r['seed']}")
         ax1.plot(x, [float(e["metrics/mAP50(B)"]) for e in epochs], **style)
         ax2.plot(x, [float(e["val/box_loss"]) for e in epochs], **style)
-    ax1.set(xlabel="epoch", ylabel="val mAP50", title="validation mAP50")
+    ax1.set(ylabel="val mAP50", title="validation mAP50")
     ax2.set(xlabel="epoch", ylabel="val box loss", title="validation box loss")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, ncol=len(variants), loc="upper left")
     fig.tight_layout()
     fig.savefig(path or out / "curves.png", dpi=110)
     plt.close(fig)

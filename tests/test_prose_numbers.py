@@ -1,0 +1,133 @@
+"""Prose equals outputs: each number a notebook's text quotes is printed by a cell beside it, within rounding.
+
+The rule, and what counts as "beside" and "within rounding", is in ``tests/prose_numbers.py``. In short: the check
+reads the notebooks as CI executes them, in quick mode, so the prose quotes only numbers that quick and full
+mode both print (counts, formulas, GFLOPs, ranks); a number that depends on the mode or the machine (a time, a
+peak of memory, a fitted exponent) is printed by its cell in a sentence of its own and the prose speaks of it
+without digits. Numbers from elsewhere (the paper's, an equation's constants, a size a sentence defines) are
+allowed per notebook below, each with its reason. The **Time:** line of a notebook is checked against the
+README's time table instead.
+
+The notebooks executed by ``test_notebooks.py`` are reused (one execution for both checks); run alone, this
+module executes them itself. 01, 03 and 05 are held to the rule; for the others the test reports what it finds
+(xfail) until their allow-lists are filled and they join ``STRICT``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+import test_notebooks
+from prose_numbers import quotes, unmatched
+from test_notebooks import kernel_env  # noqa: F401  (the fixture, for a run of this module alone)
+
+REPO = Path(__file__).resolve().parents[1]
+STRICT = {"01", "03", "05"}
+
+#: notebook number -> numbers (every quote of that value) or snippets of prose (the numbers in them, there) that
+#: come from elsewhere than the outputs beside them
+ALLOWED = {
+    "01": [
+        "at 224^2 works", "at 640^2 on thousands",  # the image sizes of a ViT and of a YOLO detector
+        "strides 8, 16 and 32",  # P3/P4/P5's definition (the glossary's)
+        "640×640",  # the image size the YOLO maps are defined for
+        "$d = 32$ channels",  # notebook 05's head size, printed there
+    ],
+    "03": [
+        "54",  # the paper's rank of focused attention without the DWC (Fig. 5b; printed beside ours in Section 1)
+        "\\lfloor \\kappa/2 \\rfloor",  # the padding of a κ×κ kernel
+        "many orders of magnitude below 1",  # 1 as a scale, not a quantity
+    ],
+    "05": [
+        "the blog post\nreported 8.9 → 9.1",  # the blog post's numbers (Section 3 prints ours)
+        "all 256 channels", "on only 400 tokens", "(32 channels wide)",  # Section 2 prints them, one section up
+        "linear at 56² and 28² tokens, softmax at 14² and 7²", "YOLO at 640²",  # the paper's stages; the image size
+        "640 tall,\n480 wide",  # the letterboxed bus.jpg, 640·810/1080
+        "80×60 (H×W) at stride 8, 40×30 at stride 16 and 20×15 at stride 32",  # strides: the maps' definition
+        "on 100\nhelmet images",  # notebook 06's data
+        "whose largest number is 65504", "$65504^{1/3} \\approx 40$",  # fp16's range
+    ],
+    "02": [],
+    "04": [],
+    "06": [],
+}
+
+
+def _notebook(*cells):
+    """A notebook of (markdown text | (code, printed text)) cells."""
+    out = []
+    for c in cells:
+        if isinstance(c, str):
+            out.append(new_markdown_cell(c))
+        else:
+            code, text = c
+            out.append(new_code_cell(code, outputs=[new_output("stream", name="stdout", text=text)]))
+    return new_notebook(cells=out)
+
+
+def test_a_number_edited_in_the_prose_or_changed_in_the_outputs_is_found():
+    prose = "## 1. Ranks\n\nThe rank is 64, the share 2.5 % and the model 9.06 GFLOPs."
+    printed = ("print(rank)", "rank 64\nshare 2.47%\nGFLOPs 9.06\n")
+    assert unmatched(_notebook("# title", prose, printed)) == []
+    edited = [q.text for q in unmatched(_notebook("# title", prose.replace("9.06", "9.16"), printed))]
+    assert edited == ["9.16"]
+    changed = [q.text for q in unmatched(_notebook("# title", prose, (printed[0], printed[1].replace("2.47", "2.61"))))]
+    assert changed == ["2.5"]
+
+
+def test_beside_means_the_same_section():
+    nb = _notebook("# t", "## 1. A\n\nrank 64", ("x", "N = 196\n"), "## 2. B\n\nrank 64", ("y", "rank 64\n"))
+    assert [(q.text, q.cell) for q in unmatched(nb)] == [("64", 1)]  # section 2's 64 does not vouch for section 1's
+
+
+def test_rounding_approximation_and_allow_lists():
+    printed = ("x", "share 79.6%, 0.203 GFLOPs, 1,600 tokens, t = 0.0001\n")
+    nb = _notebook("# t", "## 1. A\n\n80 % of it, 0.2 GFLOPs, about 1500 tokens, $t = 10^{-4}$ and 1e-4", printed)
+    assert unmatched(nb) == []
+    nb = _notebook("# t", "## 1. A\n\n81 % of it, and 1500 tokens, at strides 8 and 16", printed)
+    assert [q.text for q in unmatched(nb)] == ["81", "1500", "8", "16"]
+    assert [q.text for q in unmatched(nb, ["1500", "strides 8 and 16"])] == ["81"]
+
+
+def test_references_names_and_code_are_not_quantities():
+    text = ("# 01 · Title\n## 3. Section\n**2. Exercise** Eq. 4, Eqs. 10–11, §3.1, Section 2, notebooks 01–03, Fig. 5b, "
+            "Appendix B, exercise 2, [arXiv 2308.00442](https://arxiv.org/abs/2308.00442), ICCV 2023, P3, yolov8n, fp16, "
+            "float32, `sr_ratio > 1`, $2N^2 d$, $D_0$, $\\kappa^2$, C2f, YOLO11\n1. a list item\n")
+    assert quotes(text) == []
+    assert [q.text for q in quotes("rank 64 of N = 196, 640² px, 1,422× more, $10^{-4}$, 2.5%")] == [
+        "10^{-4}", "64", "196", "640", "1,422", "2.5"]
+
+
+def _header_times(nb) -> tuple[str, str] | None:
+    m = re.search(r"\*\*Time:\*\* quick mode (\d+) s, full mode (?:\([^)]*\) )?(\d+) s", nb.cells[0].source)
+    return m.groups() if m else None
+
+
+def _readme_times() -> dict[str, tuple[str, str]]:
+    rows = re.findall(r"^\| (\d\d) [^|]*\| (\d+) s[^|]*\| (\d+) s[^|]*\|", (REPO / "README.md").read_text(), re.M)
+    return {n: (quick, full) for n, quick, full in rows}
+
+
+@pytest.mark.parametrize("path", test_notebooks.NOTEBOOKS, ids=lambda p: p.stem)
+def test_header_times_are_the_readmes(path):
+    times = _header_times(nbformat.read(path, as_version=4))
+    if times is None:
+        pytest.skip(f"{path.name} gives no 'quick mode X s, full mode Y s' time")
+    assert times == _readme_times().get(path.name[:2]), "the **Time:** line and the README's time table disagree"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("path", test_notebooks.NOTEBOOKS, ids=lambda p: p.stem)
+def test_prose_numbers_are_printed_beside_them(path, request):
+    if path.stem not in test_notebooks.QUICK_RUNS:  # not executed yet in this session
+        test_notebooks.test_notebook_executes_in_quick_mode(path, request.getfixturevalue("kernel_env"))
+    nb = test_notebooks.QUICK_RUNS[path.stem]
+    missing = [f"cell {q.cell}: {q.text!r} in …{q.context.strip()}…" for q in unmatched(nb, ALLOWED.get(path.name[:2], []))]
+    if missing and path.name[:2] not in STRICT:
+        pytest.xfail(f"{len(missing)} numbers not printed beside them (fill ALLOWED, then add to STRICT):\n" + "\n".join(missing))
+    assert not missing, "numbers the prose quotes that no output beside them prints:\n" + "\n".join(missing)

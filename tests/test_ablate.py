@@ -1,8 +1,10 @@
 """``fla ablate`` and its tasks: the generators and the loader, the mixers, the command end to end (quick)."""
 from __future__ import annotations
 
+import math
 import os
 import re
+import statistics
 
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ import torch
 
 import fla.experiments.ablation as A
 from fla import FocusedLinearAttention, LinearAttention, SoftmaxAttention
-from fla.experiments.ablation.tasks import (BLANK, IGNORE, PAIR, QUERY, HelmetTask, NeedleTask, RecallTask, confusion,
-                                           helmet_patches, mean_iou, needle_batch, patch_labels, recall_batch)
+from fla.experiments.ablation.tasks import (IGNORE, PAIR, QUERY, HelmetTask, RecallTask, RetrievalTask, confusion,
+                                           helmet_patches, mean_iou, patch_labels, recall_batch, retrieval_batch,
+                                           sharp_reader_accuracy)
+from fla.experiments.stats import holm, paired_resampled
 
 from conftest import SHARED
 from helpers import cli, read_csv, run_fla
@@ -86,39 +90,41 @@ def test_recall_task_scores_a_perfect_and_a_blind_model():
     assert task.evaluate(Blind(), "cpu") < 0.2
 
 
-# ---------------------------------------------------------------------------------------------- needle
+# ---------------------------------------------------------------------------------------------- retrieval
 
 
-def test_needle_batch_shapes_roles_and_normalised_distractors():
-    b = needle_batch(16, grid=(8, 12), pairs=4, keys=40, values=10, width=24, generator=torch.Generator().manual_seed(2))
-    for t in (b.role, b.key, b.value, b.target):
-        assert t.shape == (16, 8, 12) and t.dtype == torch.long
-    assert b.noise.shape == (16, 8, 12, 24) and b.noise.dtype == torch.float32
-    assert ((b.role == PAIR).sum(dim=(1, 2)) == 4).all() and ((b.role == QUERY).sum(dim=(1, 2)) == 4).all()
-    distractor = b.role == BLANK
-    assert (distractor.sum(dim=(1, 2)) == 8 * 12 - 8).all(), "every cell but the pairs and queries is a distractor"
-    norms = b.noise.norm(dim=-1)
-    assert torch.allclose(norms[distractor], torch.full_like(norms[distractor], 24 ** 0.5))
-    assert (norms[~distractor] == 0).all() and (b.key[distractor] == 0).all() and (b.value[distractor] == 0).all()
-    other = b.noise[distractor]  # fresh random directions, not one repeated vector
-    assert (other @ other.T / 24).triu(1).abs().max() < 0.95
+def test_retrieval_batch_keys_share_one_distribution_and_queries_copy_one():
+    b = retrieval_batch(8, grid=(8, 8), queries=6, values=4, key_dim=12, generator=torch.Generator().manual_seed(3))
+    assert b.vectors.shape == (8, 8, 8, 12) and b.role.shape == (8, 8, 8)
+    assert ((b.role == QUERY).sum(dim=(1, 2)) == 6).all() and ((b.role == PAIR).sum(dim=(1, 2)) == 64 - 6).all()
+    norms = b.vectors.norm(dim=-1)
+    assert torch.allclose(norms, torch.full_like(norms, 12 ** 0.5)), "every key, the answer's too, has one norm"
+    assert set(b.value[b.role == PAIR].tolist()) == {1, 2, 3, 4} and (b.value[b.role == QUERY] == 0).all()
+    bi, qi, ai = b.answer_cells()
+    flat = b.vectors.flatten(1, 2)
+    assert torch.equal(flat[bi, qi], flat[bi, ai]), "a query shows its pair's key"
+    assert torch.equal(b.target.flatten(1)[bi, qi], b.value.flatten(1)[bi, ai] - 1)
+    again = retrieval_batch(8, grid=(8, 8), queries=6, values=4, key_dim=12, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again.vectors, b.vectors)
 
 
-def test_needle_answer_is_recoverable_from_the_inputs():
-    b = needle_batch(32, grid=(16, 16), pairs=4, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(_solve(b), b.target)
+def test_a_perfectly_sharp_reader_scores_one_and_a_diffuse_one_is_diluted_by_n():
+    """The task's ceiling: the reader that puts all weight on the best-matching key finds every answer; a reader
+    of fixed, finite sharpness loses accuracy as keys are added (dilution reaches the answer)."""
+    g = torch.Generator().manual_seed(0)
+    small, large = (retrieval_batch(64, grid=(s, s), queries=8, values=4, key_dim=8, generator=g) for s in (8, 32))
+    assert sharp_reader_accuracy(small) == sharp_reader_accuracy(large) == 1.0
+    assert sharp_reader_accuracy(small, beta=1.0) > sharp_reader_accuracy(large, beta=1.0) + 0.05
+    assert 0.15 < sharp_reader_accuracy(large, beta=0.0) < 0.4, "equal weights vote for no class in particular"
 
 
-def test_needle_stem_shows_a_distractor_as_its_noise_alone():
-    task = NeedleTask(grid=(8, 8), width=16, test_size=8, eval_sides=())
+def test_retrieval_task_names_its_size_scores_other_sizes_and_trains_on_several():
+    task = RetrievalTask(grid=(16, 16), queries=8, key_dim=8, test_size=8, eval_sides=(8, 32), train_sides=(8, 16))
+    assert task.setting == "N=256" and task.at(8).grid == (8, 8) and task.at(16) is task
+    sides = {task.batch(2, g, "cpu")[0].role.shape[-1] for g in [torch.Generator().manual_seed(i) for i in range(12)]}
+    assert sides == {8, 16}
     stem = task.stem(16)
-    b = task.test
-    x = stem(b)  # (B, C, H, W)
-    distractor = b.role == BLANK
-    assert torch.equal(x.permute(0, 2, 3, 1)[distractor], b.noise[distractor])
-    with pytest.raises(ValueError, match="model dim must be 16"):
-        task.stem(32)
-    assert task.setting == "N=64" and task.at(16).grid == (16, 16) and task.at(16).setting == "N=256"
+    assert stem(task.test).shape == (8, 16, 16, 16)
 
 
 # ---------------------------------------------------------------------------------------------- helmet
@@ -174,26 +180,20 @@ def test_helmet_batches_flip_images_and_labels_together():
 # ---------------------------------------------------------------------------------------------- mixers and runs
 
 
-def test_configs_are_the_five_variants_then_the_p_sweep_and_per_head():
-    cfgs = A.configs()
-    assert [c.variant for c in cfgs[:5]] == list(A.VARIANTS)
-    focus = [c for c in cfgs if c.variant in ("linear", "linear+focus") and c.kernel_size == 0 and not c.per_head]
-    assert sorted(c.p for c in focus) == sorted(A.P_SWEEP)  # p = 1 is the linear row itself
-    assert [c for c in cfgs if c.per_head] == [A.Config("linear+focus", A.P_DEFAULT, 0, per_head=True)]
-    assert len(cfgs) == len(set(cfgs)) == 5 + len(A.P_SWEEP) - 2 + 1
-    assert A.configs(["linear", "softmax"]) == [A.BASE["softmax"], A.BASE["linear"]]
-
-
 def _differences(a, b, grid=(6, 6)):
     (ca, ka), (cb, kb) = A.mixer_args(a, grid), A.mixer_args(b, grid)
     return {k for k in ka.keys() | kb.keys() if ka.get(k) != kb.get(k)} | ({"class"} if ca is not cb else set())
 
 
-@pytest.mark.parametrize("a, b, what", A.CONTRASTS[:5], ids=[c[2] for c in A.CONTRASTS[:5]])
+@pytest.mark.parametrize("a, b, what", A.CONTRASTS, ids=[c[2] for c in A.CONTRASTS])
 def test_each_contrast_changes_exactly_one_module_argument(a, b, what):
-    named = {"focusing (p=1 → 3)": {"focusing_factor"}, "DWC": {"kernel_size"},
-             "focusing, on top of DWC": {"focusing_factor"}, "DWC, on top of focusing": {"kernel_size"},
-             "focusing per head vs over C": {"class"}}
+    named = {"focusing (p = 1 → 3)": {"focusing_factor"}, "focusing (p = 1 → 8)": {"focusing_factor"},
+             "DWC": {"kernel_size"}, "focusing, on top of DWC": {"focusing_factor"},
+             "DWC, on top of focusing": {"kernel_size"}, "focusing per head vs over C": {"focus_over"},
+             "linear attention − no mixing": None, "FLA − no mixing": None}
+    if named[what] is None:  # the attention-free control: the block without its token mixer
+        assert A.mixer_args(b, (6, 6)) == (A.NoMixing, {}) and A.mixer_args(a, (6, 6))[0] is FocusedLinearAttention
+        return
     assert _differences(a, b) == named[what]
     ma, mb = A.token_mixer(a, 32, 4, (6, 6)), A.token_mixer(b, 32, 4, (6, 6))
     shapes = lambda m: {n: p.shape for n, p in m.named_parameters() if not n.startswith("dwc")}  # noqa: E731
@@ -202,16 +202,19 @@ def test_each_contrast_changes_exactly_one_module_argument(a, b, what):
 
 def test_token_mixers_are_one_module_with_its_parts():
     mix = {v: A.token_mixer(c, 32, 4, (6, 6)) for v, c in A.BASE.items()}
-    assert type(mix["softmax"]) is SoftmaxAttention
-    assert all(type(m) is FocusedLinearAttention for v, m in mix.items() if v != "softmax")
-    assert {v: m.focusing_factor for v, m in mix.items() if v != "softmax"} == {
-        "linear": 1.0, "linear+focus": 3.0, "linear+dwc": 1.0, "fla": 3.0}
-    has_dwc = {v: getattr(m, "dwc", None) is not None for v, m in mix.items()}
-    assert has_dwc == {"softmax": False, "linear": False, "linear+focus": False, "linear+dwc": True, "fla": True}
+    assert type(mix["softmax"]) is SoftmaxAttention and type(mix["none"]) is A.NoMixing
+    linear = {v: m for v, m in mix.items() if v not in ("softmax", "none")}
+    assert all(type(m) is FocusedLinearAttention for m in linear.values())
+    assert {v: m.focusing_factor for v, m in linear.items()} == {"linear": 1.0, "linear+focus": 3.0, "linear+dwc": 1.0,
+                                                                 "fla": 3.0}
+    assert {v: m.dwc is not None for v, m in linear.items()} == {"linear": False, "linear+focus": False,
+                                                                 "linear+dwc": True, "fla": True}
     x = torch.randn(2, 32, 6, 6)
-    assert all(m(x).shape == x.shape for m in mix.values())
-    with pytest.raises(ValueError, match="p >= 1"):
-        A.mixer_args(A.Config("linear", 0.5), (6, 6))
+    assert all(m(x).shape == x.shape for m in mix.values()) and not mix["none"](x).any()
+    for bad in (dict(variant="linear", p=0.5), dict(variant="softmax", p=3), dict(variant="cosine"),
+                dict(variant="linear", p=1, focus_over="tokens")):
+        with pytest.raises(ValueError):
+            A.Mixer(**bad)
 
 
 def test_p1_is_relu_linear_attention_over_the_learned_scale():
@@ -228,49 +231,110 @@ def test_p1_is_relu_linear_attention_over_the_learned_scale():
     assert torch.allclose(phi_k, (torch.relu(k.flatten(2)) + 1e-6) / scale, rtol=1e-5, atol=1e-7)
 
 
-def test_per_head_focusing_normalises_each_head_on_its_own():
+def test_per_head_focusing_is_the_modules_argument_and_normalises_each_head_on_its_own():
     torch.manual_seed(1)
-    over_c = A.token_mixer(A.BASE["linear+focus"], 16, 2, (4, 4))
-    per_head = A.token_mixer(A.Config("linear+focus", 3, 0, per_head=True), 16, 2, (4, 4))
+    over_c = A.token_mixer(A.BASE["linear+focus"], 16, 2, (4, 4)).double()
+    per_head = A.token_mixer(A.Mixer("linear+focus", 3, 0, "heads"), 16, 2, (4, 4)).double()
+    assert type(per_head) is FocusedLinearAttention and per_head.focus_over == "heads"
     per_head.load_state_dict(over_c.state_dict())  # same parameters: only where f_p is taken differs
-    x = torch.randn(2, 16, 4, 4)
+    x = torch.randn(2, 16, 4, 4, dtype=torch.float64)
     q, k, _ = per_head._qkv(x)
     fast, slow = per_head.features(q, k, fast=True), per_head.features(q, k, fast=False)
-    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(fast, slow))
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-14) for a, b in zip(fast, slow))
     # per head, each head's d-vector keeps the norm of its own ReLU features
     plain = (torch.relu(q.flatten(2)) + 1e-6) / torch.nn.functional.softplus(per_head.scale)[:, None]
     heads = lambda t: t.unflatten(1, (2, 8)).norm(dim=2)  # noqa: E731
-    assert torch.allclose(heads(fast[0]), heads(plain), rtol=1e-4)
+    assert torch.allclose(heads(fast[0]), heads(plain), rtol=1e-10)
     assert not torch.allclose(over_c(x), per_head(x), atol=1e-4)
-    one_head = A.token_mixer(A.Config("linear+focus", 3, 0, per_head=True), 16, 1, (4, 4))
+    assert torch.autograd.gradcheck(per_head, (x.clone().requires_grad_(),)), "float64 through the fast path"
+    one_head = A.token_mixer(A.Mixer("linear+focus", 3, 0, "heads"), 16, 1, (4, 4))
     ref = A.token_mixer(A.BASE["linear+focus"], 16, 1, (4, 4))
     one_head.load_state_dict(ref.state_dict())
-    assert torch.allclose(one_head(x), ref(x), rtol=1e-4, atol=1e-6), "one head: per head is over C"
+    assert torch.allclose(one_head(x.float()), ref(x.float()), rtol=1e-4, atol=1e-6), "one head: per head is over C"
+    with pytest.raises(ValueError, match="focus_over"):
+        LinearAttention(16, 2, focusing_factor=3, focus_over="tokens")
 
 
-def test_best_learning_rate_is_picked_on_the_tuning_seed():
-    cfg = A.BASE["linear"]
-    row = lambda lr, seed, value: {"task": "recall", "setting": "pairs=16", "variant": cfg.variant, "p": 1.0,  # noqa: E731
-                                   "kernel_size": 0, "per_head": 0, "lr": lr, "seed": seed, "value": value}
-    rows = [row(1e-2, A.TUNE_SEED, 0.5), row(3e-2, A.TUNE_SEED, 0.7), row(1e-2, 0, 0.9)]
-    assert A.best_lrs(rows) == {("recall", "pairs=16", cfg): 3e-2}
-    tie = [row(3e-2, A.TUNE_SEED, 1.0), row(1e-2, A.TUNE_SEED, 1.0)]  # in the order parallel runs finished
-    assert A.best_lrs(tie) == A.best_lrs(tie[::-1]) == {("recall", "pairs=16", cfg): 1e-2}
+def test_the_learning_rate_edge_rule():
+    assert A.lr_step(1e-2, up=True) == 3e-2 and A.lr_step(3e-2, up=True) == 1e-1
+    assert A.lr_step(1e-2, up=False) == 3e-3 and A.lr_step(3e-3, up=False) == 1e-3
+    assert A.choose_lr({3e-3: 0.2, 1e-2: 0.6, 3e-2: 0.4}) == (1e-2, None), "inside: done"
+    assert A.choose_lr({3e-3: 0.2, 1e-2: 0.4, 3e-2: 0.6}) == (3e-2, 1e-1), "the top edge wins: one step up"
+    assert A.choose_lr({3e-3: 0.6, 1e-2: 0.4, 3e-2: 0.2}) == (3e-3, 1e-3), "the bottom edge wins: one step down"
+    assert A.choose_lr({3e-3: 0.5, 1e-2: 0.5, 3e-2: 0.1})[0] == 3e-3, "a tie goes to the smaller rate"
+
+
+def _fake_one(score):
+    """A stand-in for ``runs._one`` whose value says which learning rate and seed it had: ``score(lr, seed)``."""
+    def one(name, task_args, data, mixer, seed, lr, training, device):
+        row = {c: float("nan") for c in A.COLUMNS}
+        return row | {"task": name, "setting": "pairs=4", "variant": mixer.variant, "p": mixer.p,
+                      "kernel_size": mixer.kernel_size, "focus_over": mixer.focus_over, "lr": lr, "seed": seed,
+                      "steps": training.steps, "metric": "accuracy", "value": score(lr, seed), "steps90": 1, "params": 1,
+                      "train_s": 0.0, "cpu_s": 0.0}
+    return one
+
+
+def _preset(**kw):
+    base = dict(task="recall", task_args={"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
+                mixers=(A.BASE["linear"],), training=A.Training(dim=16, heads=2, depth=1, steps=2, batch=4),
+                lrs=(1e-3,), seeds=(0,), failure=0.5, tune_seeds=(100,), max_extend=0)
+    return A.Preset(**{**base, **kw})
+
+
+def test_the_grid_grows_past_a_winning_edge_and_the_median_over_tuning_seeds_picks(tmp_path, monkeypatch):
+    # the best rate is 1e-1: the grid (1e-2, 3e-2) grows to 1e-1, then 3e-1, which loses: 1e-1 is inside
+    score = lambda lr, seed: 1 - abs(math.log10(lr) + 1) + (0.5 if seed == 101 and lr == 3e-2 else 0)  # noqa: E731
+    monkeypatch.setattr(A.runs, "_one", _fake_one(score))
+    preset = _preset(lrs=(1e-2, 3e-2), tune_seeds=(100, 101, 102), max_extend=2, seeds=(0, 1),
+                     long_mixers=(A.BASE["linear"],), long_seeds=(0,))
+    rows = A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": preset}, progress=False, log=lambda m: None)
+    assert [(r["seed"], r["lr"], r["steps"]) for r in rows] == [(0, 1e-1, 2), (1, 1e-1, 2), (0, 1e-1, 4)]
+    tuned = A.tuned_lrs(A.read_rows(tmp_path), preset)[A.BASE["linear"]]
+    assert tuned["grid"] == [1e-2, 3e-2, 1e-1, 3e-1] and tuned["inside"], "one seed's outlier at 3e-2 does not win"
+    assert all(r["seed"] not in preset.tune_seeds for r in A.reported(rows, {"recall": preset}))
+
+
+def test_a_shared_rate_is_the_best_median_of_the_tuned_mixers_pooled(tmp_path, monkeypatch):
+    monkeypatch.setattr(A.runs, "_one", _fake_one(lambda lr, seed: {1e-3: 0.2, 3e-3: 0.7, 1e-2: 0.5}[lr]))
+    preset = _preset(mixers=(A.BASE["none"], A.BASE["linear"], A.BASE["fla"]), lrs=(1e-3, 3e-3, 1e-2), shared_lr=True,
+                     tune_mixers=(A.BASE["linear"], A.BASE["fla"]), tune_seeds=(100, 101, 102))
+    rows = A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": preset}, progress=False, log=lambda m: None)
+    assert {(r["variant"], r["lr"]) for r in rows} == {("none", 3e-3), ("linear", 3e-3), ("fla", 3e-3)}
+    tuning = [r for r in A.read_rows(tmp_path) if r["seed"] >= 100]
+    assert {r["variant"] for r in tuning} == {"linear", "fla"} and len(tuning) == 2 * 3 * 3
+
+
+def test_presets_are_typed_and_an_unknown_key_is_an_error():
+    preset = A.PRESETS["full"]["recall"]
+    assert A.Preset.from_json(preset.to_json()) == preset
+    with pytest.raises(TypeError):
+        A.Preset.from_json({**preset.to_json(), "lrs_typo": [1e-2]})
+    with pytest.raises(TypeError):
+        _preset(task_args={"pairs": 4, "paris": 4})
+    with pytest.raises(ValueError, match="tuning seed"):
+        _preset(seeds=(0, 100))
+    with pytest.raises(TypeError):
+        A.train_run(RecallTask(pairs=4, queries=4, keys=16, values=16, test_size=8), A.BASE["linear"], 0,
+                    A.Training(dim=16, heads=2, depth=1, steps=1, batch=2), 1e-3, devcie="cpu")
+    for p in A.PRESETS["full"].values():  # paired seeds, three tuning seeds in no mean, a 2x-steps check per task
+        assert len(p.seeds) >= (10 if p.task != "helmet" else 3) and len(p.tune_seeds) >= 3 and p.long_seeds
+        assert not set(p.tune_seeds) & set(p.seeds)
 
 
 def test_same_seed_same_numbers_on_the_cpu():
     task = RecallTask(pairs=4, queries=4, keys=16, values=16, test_size=32)
-    kw = dict(dim=16, heads=2, depth=1, steps=5, batch=8, lr=3e-3, device="cpu")
-    a, model = A.train_run(task, A.BASE["fla"], 0, **kw)
-    b, _ = A.train_run(task, A.BASE["fla"], 0, **kw)
-    c, other = A.train_run(task, A.BASE["fla"], 1, **kw)
-    assert a["value"] == b["value"] and a["params"] == b["params"]
+    training = A.Training(dim=16, heads=2, depth=1, steps=5, batch=8)
+    a, model = A.train_run(task, A.BASE["fla"], 0, training, 3e-3, device="cpu")
+    b, _ = A.train_run(task, A.BASE["fla"], 0, training, 3e-3, device="cpu")
+    c, other = A.train_run(task, A.BASE["fla"], 1, training, 3e-3, device="cpu")
+    assert a["value"] == b["value"] and a["params"] == b["params"] and a["mass"] == b["mass"]
     assert not all(torch.equal(p, q) for p, q in zip(model.parameters(), other.parameters()))
+    assert 0 < a["mass"] <= 1 and 0 <= a["entropy"] <= math.log(64)
 
 
 def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
-    presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
-                          "configs": ["all"], "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lrs": [1e-3]}}
+    preset = _preset(mixers=(A.BASE["softmax"], A.BASE["linear"], A.BASE["fla"]))
     real, calls, interrupted = A.runs._one, [], []
 
     class Interrupted(Exception):  # stands for Ctrl-C (a real KeyboardInterrupt would stop pytest too)
@@ -285,43 +349,18 @@ def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
 
     monkeypatch.setattr(A.runs, "_one", one)
     with pytest.raises(Interrupted):
-        A.run_ablation(tmp_path, ["recall"], A.VARIANTS, [0], sweeps=False, jobs=1, presets=presets, progress=False)
+        A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": preset}, progress=False)
     assert [r["variant"] for r in A.read_rows(tmp_path)] == ["softmax", "linear"]
     calls.clear()
-    rows = A.run_ablation(tmp_path, ["recall"], A.VARIANTS, [0], sweeps=False, jobs=1, presets=presets,
-                          progress=False, log=lambda m: None)
-    assert len(calls) == 3 and [r["variant"] for r in rows] == list(A.VARIANTS)
-
-
-def test_learning_rates_are_tuned_on_their_own_seed_then_the_best_is_seeded(tmp_path, monkeypatch):
-    presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
-                          "configs": ["linear"], "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4,
-                          "lrs": [1e-3, 2e-3, 4e-3]}}
-    score = {1e-3: 0.2, 2e-3: 0.6, 4e-3: 0.4}  # a fake run whose value says which lr it had
-
-    def one(name, task_args, settings, data, cfg, seed, lr, device):
-        return {c: v for c, v in {"task": name, "setting": "pairs=4", "variant": cfg.variant, "p": cfg.p,
-                                  "kernel_size": cfg.kernel_size, "per_head": int(cfg.per_head), "lr": lr, "seed": seed,
-                                  "metric": "accuracy", "value": score[lr], "steps90": 1, "steps": 2, "params": 1,
-                                  "train_s": 0.0}.items()} | {c: float("nan") for c in A.COLUMNS if c not in
-                                  ("task", "setting", "variant", "p", "kernel_size", "per_head", "lr", "seed", "metric",
-                                   "value", "steps90", "steps", "params", "train_s", "cpu_s")} | {"cpu_s": 0.0}
-
-    monkeypatch.setattr(A.runs, "_one", one)
-    rows = A.run_ablation(tmp_path, ["recall"], ["linear"], [0, 1], jobs=1, presets=presets, progress=False,
-                          log=lambda m: None)
-    assert [(r["seed"], r["lr"]) for r in rows] == [(0, 2e-3), (1, 2e-3)]
-    tuned = [r for r in A.read_rows(tmp_path) if r["seed"] == A.TUNE_SEED]
-    assert sorted(r["lr"] for r in tuned) == [1e-3, 2e-3, 4e-3]
+    rows = A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": preset}, progress=False, log=lambda m: None)
+    assert len(calls) == 1 and [r["variant"] for r in rows] == ["softmax", "linear", "fla"]
 
 
 def test_runs_with_other_settings_do_not_mix_into_one_csv(tmp_path):
-    presets = {"recall": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
-                          "configs": ["all"], "dim": 16, "heads": 2, "depth": 1, "steps": 1, "batch": 4, "lrs": [1e-3]}}
-    A.run_ablation(tmp_path, ["recall"], ["linear"], [0], sweeps=False, jobs=1, presets=presets, progress=False)
-    presets["recall"]["steps"] = 2
+    A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": _preset(steps=1) if False else _preset()}, progress=False)
+    other = _preset(training=A.Training(dim=16, heads=2, depth=1, steps=3, batch=4))
     with pytest.raises(A.SettingsClash, match="other settings"):
-        A.run_ablation(tmp_path, ["recall"], ["linear"], [0], sweeps=False, jobs=1, presets=presets, progress=False)
+        A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": other}, progress=False)
     assert len(A.read_rows(tmp_path)) == 1
 
 
@@ -354,16 +393,18 @@ def test_quick_run_writes_csv_table_and_plot(quick_run):
     assert sorted({r["task"] for r in rows}) == sorted(tasks)
     quick = A.PRESETS["quick"]
     for task in tasks:
-        mine = [r for r in rows if r["task"] == task]
-        assert len(mine) == len(A.plan([task], quick=True))
+        p = quick[task]
+        mine = [r for r in rows if r["task"] == task and int(r["steps"]) == p.training.steps
+                and int(r["seed"]) not in p.tune_seeds]
+        assert len(mine) == len(p.mixers) * len(p.seeds) + len(p.reference) * len(p.reference_seeds)
         assert all(0.0 <= float(r["value"]) <= 1.0 and int(r["params"]) > 0 for r in mine)
-        assert all(1 <= int(r["steps90"]) <= quick[task]["steps"] for r in mine)
-    needle = [r for r in rows if r["task"] == "needle"]
-    assert {r["setting"] for r in needle} == {"N=64", "N=256"}
-    assert all(0 < float(r["mass"]) <= 1 and 0 <= float(r["entropy"]) <= np.log(1024) for r in needle)
+        assert all(1 <= int(r["steps90"]) <= p.training.steps for r in mine)
+    retrieval = [r for r in rows if r["task"] == "retrieval"]
+    assert all(0 < float(r["mass_256"]) <= 1 and 0 <= float(r["entropy_256"]) <= np.log(256) for r in retrieval)
+    assert any(int(r["steps"]) == 2 * quick["recall"].training.steps for r in rows), "the 2x-steps check ran"
     assert (out / "ablation.png").stat().st_size > 10_000
     md = (out / "ablation.md").read_text()
-    assert "| linear+focus (p=3) |" in md and "sign-flip" in md
+    assert "| linear+focus (p=3) |" in md and "Holm" in md and "N = 256: accuracy" in md
     assert "fla ablate" in res.stderr  # the progress bar
 
 
@@ -375,30 +416,28 @@ def test_rerun_skips_done_rows(quick_run):
     res = _fla("--quick", "--out", str(out), "--tasks", *tasks, env=env)
     assert res.returncode == 0
     n = len(before.splitlines()) - 1
-    skipped = re.findall(r"(\d+) of (\d+) runs already in", res.stderr)  # one line per task
+    skipped = re.findall(r"(\d+) of (\d+) runs already in", res.stderr)  # one line per phase
     assert skipped and all(a == b for a, b in skipped) and sum(int(a) for a, _ in skipped) == n
     assert (out / "ablation.csv").read_text() == before
 
 
 @pytest.mark.slow
 @pytest.mark.needs_data(optional=True)
-def test_second_run_in_this_process_gives_identical_numbers(quick_run, tmp_path):
-    """Same seed, other process layout (in this process, not a worker): the same recall numbers."""
+def test_second_run_in_other_workers_gives_identical_numbers(quick_run, tmp_path):
+    """Same seeds, other process layout (two workers, not this process): the same numbers."""
     out, _, _, _ = quick_run
-    res = _fla("--quick", "--tasks", "recall", "needle", "--variants", "linear", "fla", "linear+focus", "--no-sweeps",
-               "--jobs", "1", "--out", str(tmp_path))
+    res = _fla("--quick", "--tasks", "recall", "--jobs", "2", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
-    key = lambda r: (r["task"], r["setting"], r["variant"], r["p"], r["kernel_size"], r["per_head"], r["seed"])  # noqa: E731
+    key = lambda r: tuple(r[c] for c in A.KEY)  # noqa: E731
     first = {key(r): r for r in read_csv(out / "ablation.csv")[1]}
     second = read_csv(tmp_path / "ablation.csv")[1]
-    assert len(second) == 3 + 2 * 2
+    assert second
     for r in second:  # bit-identical: the value and every probe, as written
         timing = ("train_s", "cpu_s")
         assert {c: r[c] for c in A.COLUMNS if c not in timing} == {c: first[key(r)][c] for c in A.COLUMNS if c not in timing}
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--variants", "linear", "cosine"], "--variants cosine: choose from"),
     (["--tasks", "mnist"], "--tasks mnist: choose from"),
     (["--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
     (["--tasks", "helmet", "--data", "/nonexistent/helmet"], "no such file or folder"),
@@ -421,48 +460,39 @@ def test_helmet_alone_without_data_is_an_error(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------- the report
 
 
-def _row(task, setting, cfg, seed, value, **extra):
-    return {"task": task, "setting": setting, "variant": cfg.variant, "p": float(cfg.p), "kernel_size": cfg.kernel_size,
-            "per_head": int(cfg.per_head), "lr": 1e-2, "seed": seed, "metric": "accuracy", "value": value,
-            "steps90": 10, "steps": 100, **extra}
+def _row(task, mixer, seed, value, steps=2, **extra):
+    return {"task": task, "setting": "pairs=4", "variant": mixer.variant, "p": float(mixer.p),
+            "kernel_size": mixer.kernel_size, "focus_over": mixer.focus_over, "lr": 1e-2, "seed": seed,
+            "metric": "accuracy", "value": value, "steps90": 1, "steps": steps, "mass": 0.5, "entropy": 1.0, **extra}
 
 
-def test_contrasts_pair_the_seeds():
-    seed_effect = [0.0, 0.2, -0.1, 0.15, -0.05]
-    rows = [_row("recall", "pairs=16", A.BASE["linear"], s, 0.5 + e) for s, e in enumerate(seed_effect)]
-    rows += [_row("recall", "pairs=16", A.BASE["linear+focus"], s, 0.52 + e) for s, e in enumerate(seed_effect)]
-    rows.append(_row("recall", "pairs=16", A.BASE["linear+focus"], 7, 0.0))  # no partner: left out
-    c = A.contrast(rows, "recall", "pairs=16", A.BASE["linear+focus"], A.BASE["linear"])
-    assert c["seeds"] == [0, 1, 2, 3, 4] and c["diff"] == pytest.approx(0.02) and c["sd"] == pytest.approx(0, abs=1e-12)
-    assert c["p_sign"] == 2 / 32
-    assert "focusing (p=1 → 3)" in A.contrast_table(rows)
+def test_contrasts_pair_the_seeds_count_failures_and_correct_for_the_family():
+    presets = {"recall": _preset(mixers=(A.BASE["linear"], A.BASE["linear+focus"]), seeds=tuple(range(20)))}
+    effect = [0.1 * ((7 * s) % 5 - 2) for s in range(20)]  # a seed effect that pairing cancels
+    rows = [_row("recall", A.BASE["linear"], s, 0.5 + e) for s, e in enumerate(effect)]
+    rows += [_row("recall", A.BASE["linear+focus"], s, 0.52 + e, mass=0.5 + 0.1 * (s % 2)) for s, e in enumerate(effect)]
+    rows.append(_row("recall", A.BASE["linear+focus"], 30, 0.0))  # no partner: left out
+    rows.append(_row("recall", A.BASE["linear+focus"], 100, 0.0))  # a tuning seed: in no mean, no contrast
+    cs = A.contrasts(rows, presets)
+    value = next(c for c in cs if c["column"] == "value")
+    assert value["seeds"] == list(range(20)) and value["diff"] == pytest.approx(0.02) and value["wins"] == 20
+    assert value["low"] == pytest.approx(0.02) and value["p"] < 1e-3
+    assert [c["column"] for c in cs] == ["value", "mass", "entropy"][:len(cs)]
+    assert [c["p_holm"] for c in cs] == holm([c["p"] for c in cs])
+    s = {x["label"]: x for x in A.summary(rows, presets)}
+    assert s["linear"]["n"] == 20 and s["linear"]["failures"] == sum(0.5 + e < 0.5 for e in effect)
+    assert s["linear"]["median"] == pytest.approx(statistics.median(0.5 + e for e in effect))
+    assert "focusing (p = 1 → 3)" in A.contrast_table(rows, presets)
 
 
-def test_trend_over_p_and_needle_slopes_on_known_rows():
-    rows = []
-    for s in range(5):
-        for p in A.P_SWEEP:
-            cfg = A.BASE["linear"] if p == 1 else A.Config("linear+focus", p, 0)
-            rows.append(_row("recall", "pairs=16", cfg, s, 0.9 - 0.1 * np.log2(p) + 0.01 * s))
-        # each needle model scored on N = 64, 256, 1024: mass 4 / N for linear (slope -1), 4 / sqrt(N) for focus
-        rows.append(_row("needle", "N=64", A.BASE["linear"], s, 0.9, **{f"mass_{n}": 4 / n * (1 + 0.01 * s) for n in A.NEEDLE_NS}))
-        rows.append(_row("needle", "N=64", A.BASE["linear+focus"], s, 0.9, **{f"mass_{n}": 4 / n ** 0.5 for n in A.NEEDLE_NS}))
-    t = A.p_trend(rows)
-    assert t["ps"] == [float(p) for p in A.P_SWEEP] and t["slope"] == pytest.approx(-0.1) and t["n"] == 5
-    slopes = A.needle_slopes(rows)
-    assert slopes["linear"]["slope"] == pytest.approx(-1.0)  # log2 mass per doubling of N: -1 is 1/N
-    assert slopes["linear+focus (p=3)"]["slope"] == pytest.approx(-0.5)
-    assert slopes["focus − linear"]["diff"] == pytest.approx(0.5)
-
-
-def test_a_task_run_at_other_sizes_keeps_its_own_name_and_resumes(tmp_path):
-    presets = {"capacity": {"task_args": {"pairs": 4, "queries": 4, "keys": 16, "values": 16, "test_size": 16},
-                            "sizes": [{"pairs": 2, "queries": 2}, {"pairs": 4, "queries": 4}], "configs": ["linear"],
-                            "dim": 16, "heads": 2, "depth": 1, "steps": 2, "batch": 4, "lrs": [1e-3, 2e-3]}}
-    rows = A.run_ablation(tmp_path, ["capacity"], ["linear"], [0], jobs=1, presets=presets, progress=False,
-                          log=lambda m: None)
-    assert [(r["task"], r["setting"]) for r in rows] == [("capacity", "pairs=2"), ("capacity", "pairs=4")]
-    said = []
-    A.run_ablation(tmp_path, ["capacity"], ["linear"], [0], jobs=1, presets=presets, progress=False, log=said.append)
-    assert said == ["4 of 4 runs already in " + str(tmp_path / "ablation.csv") + ": skipped",
-                    "2 of 2 runs already in " + str(tmp_path / "ablation.csv") + ": skipped"]
+def test_paired_statistics_on_known_answers():
+    r = paired_resampled([1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert r["diff"] == r["median"] == r["low"] == r["high"] == 1.0 and r["p"] == pytest.approx(2 / 32)
+    assert paired_resampled([0.3, 0.5], [0.3, 0.5])["p"] == 1.0
+    rng = np.random.default_rng(0)
+    null = [paired_resampled(rng.normal(size=20), rng.normal(size=20), n_resamples=999, seed=i)["p"] for i in range(60)]
+    assert 0.02 < np.mean(np.array(null) < 0.05) < 0.15 or np.mean(np.array(null) < 0.05) <= 0.1
+    shifted = paired_resampled(rng.normal(size=20) + 1, rng.normal(size=20) * 0.1)
+    assert shifted["p"] < 0.01 and shifted["low"] > 0.3
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.2, 0.01]) == pytest.approx([0.2, 0.02])

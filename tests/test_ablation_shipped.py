@@ -1,5 +1,5 @@
-"""The shipped full ablation (fla/results/ablation/): complete, documented from its own rows, analysed by notebook 04,
-and bit-identical when one of its cells is rerun on a machine like the one that made it."""
+"""The shipped full ablation (fla/results/ablation/): complete for the tasks it ran, documented from its own rows,
+analysed by notebook 04, and bit-identical when one of its cells is rerun on a machine like the one that made it."""
 from __future__ import annotations
 
 import platform
@@ -17,28 +17,35 @@ DOCS = REPO / "docs" / "ablation.md"
 
 @pytest.fixture(scope="module")
 def shipped():
-    return A.shipped()
+    rows, settings = A.shipped()
+    presets = {t: A.Preset.from_json(settings[t]) for t in A.TASKS if t in settings}
+    return rows, settings, presets
 
 
 def test_the_shipped_run_is_complete_and_says_where_it_ran(shipped):
-    rows, settings = shipped
+    rows, settings, presets = shipped
     run = settings["run"]
-    assert {"machine", "date", "commit", "torch", "cpu_capability", "runs", "cpu_min", "wall_min"} <= set(run)
+    assert {"machine", "date", "commit", "torch", "cpu_capability", "runs", "cpu_min", "wall_min", "load"} <= set(run)
     assert run["runs"] == len(rows) and re.fullmatch(r"[0-9a-f]{7,40}", run["commit"])
-    for task in A.TASKS:  # every planned group has its seeds, at one learning rate
-        preset = settings[task]
-        groups = A.plan([task], presets={task: preset})
-        for t, _, setting, cfg in groups:
-            mine = [r for r in A.seeded(rows) if (r["task"], r["setting"]) == (t, setting) and A.config_of(r) == cfg]
-            assert sorted(r["seed"] for r in mine) == list(A.SEEDS), (t, setting, cfg)
-            assert len({r["lr"] for r in mine}) == 1 and mine[0]["lr"] in preset["lrs"]
+    assert presets, "at least one task"
+    for task, p in presets.items():
+        assert p == A.PRESETS["full"][task], f"{task}: the shipped preset is the code's full preset"
+        tuned = A.tuned_lrs(rows, p)
+        for mixer in p.mixers:  # every mixer on its seeds at one rate, chosen strictly inside the grid tried
+            mine = [r for r in A.reported(rows, presets) if r["task"] == task and A.mixer_of(r) == mixer]
+            assert sorted(r["seed"] for r in mine) == list(p.seeds), (task, mixer)
+            assert {r["lr"] for r in mine} == {tuned[mixer]["lr"]} and tuned[mixer]["inside"], (task, mixer)
+        for mixer in p.long_mixers:
+            long = [r for r in rows if r["task"] == task and A.mixer_of(r) == mixer and r["steps"] == 2 * p.training.steps]
+            assert sorted(r["seed"] for r in long) == list(p.long_seeds)
 
 
 def test_the_docs_tables_are_generated_from_the_shipped_rows(shipped):
-    rows, settings = shipped
+    rows, settings, presets = shipped
     text = DOCS.read_text()
-    for table in (A.summary_table(rows), A.contrast_table(rows), A.tuning_table(rows)):
-        assert table in text, "regenerate docs/ablation.md from fla/results/ablation/ (its tables are the report's)"
+    block = text.split(A.report.BEGIN, 1)[1].split(A.report.END, 1)[0]
+    assert block.strip() == A.docs_tables(rows, presets).strip(), \
+        "regenerate: A.write_docs_tables('docs/ablation.md', *shipped rows and presets)"
     assert settings["run"]["commit"] in text
 
 
@@ -55,15 +62,16 @@ def _same_machine(run) -> str | None:
 @pytest.mark.slow
 def test_a_shipped_cell_reruns_bit_identically_on_a_machine_like_its_own(shipped):
     """Same CPU model, torch build and vector unit: the same numbers, exactly (one thread per run, seeded data);
-    elsewhere the rounding differs and recall's chaotic training carries it into the accuracy."""
-    rows, settings = shipped
+    elsewhere the rounding differs and chaotic training carries it into the accuracy."""
+    rows, settings, presets = shipped
     why = _same_machine(settings["run"])
     if why:
         pytest.skip(why)
-    row = next(r for r in rows if r["task"] == "recall" and A.config_of(r) == A.BASE["linear"] and r["seed"] == 0)
-    preset = {k: v for k, v in settings["recall"].items() if k not in ("sizes", "configs", "lrs")}
-    again, _ = A.train_one("recall", "linear", 0, device="cpu", **{**preset, "lr": row["lr"]})
-    for column in ("value", "steps90", "mass", "entropy", "key_argmax", "key_erank"):
+    task = next(iter(presets))
+    row = next(r for r in A.reported(rows, presets) if r["task"] == task and A.mixer_of(r) == A.BASE["linear"]
+               and r["seed"] == 0)
+    again, _ = A.train_one(presets[task], "linear", 0, row["lr"], device="cpu")
+    for column in ("value", "steps90", "mass", "entropy"):
         assert again[column] == row[column], column
 
 
@@ -84,7 +92,7 @@ def test_notebook_04_reads_the_shipped_run_by_default(tmp_path, monkeypatch):
     printed = "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
                       for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     rows, settings = A.shipped()
+    presets = {t: A.Preset.from_json(settings[t]) for t in A.TASKS if t in settings}
     assert f"the shipped full run: {settings['run']['machine']}" in printed
-    linear = [r["value"] for r in A.seeded(rows) if r["task"] == "recall" and A.config_of(r) == A.BASE["linear"]]
-    mean = sum(linear) / len(linear)
-    assert f"| recall | pairs=16 | linear | {mean:.3f} ± " in printed
+    linear = [r["value"] for r in A.reported(rows, presets) if r["task"] == "retrieval" and A.mixer_of(r) == A.BASE["linear"]]
+    assert f"| retrieval | N=256 | linear | {sum(linear) / len(linear):.3f} | " in printed

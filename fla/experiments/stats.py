@@ -1,5 +1,6 @@
 """Is variant − base more than noise? Paired bootstrap over test images, seed spread, power (notebook 06);
-paired-by-seed tests and a trend test (``paired``, ``sign_flip_p``, ``trend``: the ablation, notebook 04).
+paired-by-seed tests and a trend test (``paired``, ``sign_flip_p``, ``trend``; ``paired_resampled`` and ``holm``: the
+ablation, notebook 04).
 
 A detector's mAP on 100 test images is one draw: other images would give another number. The
 bootstrap redraws the test set from itself — ``n`` images with replacement — and recomputes mAP
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Detections", "paired_bootstrap", "detectable", "seeds_needed", "images_needed", "METRICS", "group_by",
-           "mean_sd", "paired", "sign_flip_p", "trend", "t_quantile", "t_sf2"]
+           "mean_sd", "paired", "sign_flip_p", "trend", "t_quantile", "t_sf2", "paired_resampled", "holm"]
 
 METRICS = ("map50", "map50_95")
 
@@ -259,3 +260,47 @@ def trend(xs, ys_by_seed: dict, log: bool = True, level: float = 0.95) -> dict:
         slopes.append(sum((v - mx) * (y - my) for v, y in zip(x, ys)) / sxx)
     out = paired(slopes, [0.0] * len(slopes), level)
     return {**out, "slope": out["diff"], "slopes": slopes}
+
+
+def paired_resampled(a, b, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> dict:
+    """``a`` − ``b`` paired by position (by seed), without assuming normal differences (scipy.stats underneath).
+
+    Returns ``{"n", "diff" (mean), "median" (of the differences), "low", "high" (a percentile bootstrap
+    interval of the mean difference), "p" (two-sided sign-flip permutation p of "mean difference = 0": exact
+    over all 2^n sign patterns while they number at most ``n_resamples``, else ``n_resamples`` random ones)}``.
+    With one pair, or all differences equal, the interval is that difference and p is 1 for 0 differences.
+    """
+    from scipy import stats as st
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need one b per a, paired by seed: got {a.shape} and {b.shape}")
+    d = a - b
+    out = {"n": len(d), "diff": float(d.mean()), "median": float(np.median(d))}
+    rng = np.random.default_rng(seed)
+    if len(d) < 2 or np.ptp(d) == 0:
+        low = high = float(d.mean())
+    else:
+        ci = st.bootstrap((d,), np.mean, confidence_level=level, n_resamples=n_resamples, method="percentile",
+                          random_state=rng).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    if not np.any(d):
+        p = 1.0
+    else:
+        p = float(st.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
+                                      permutation_type="samples", n_resamples=n_resamples, alternative="two-sided",
+                                      random_state=rng).pvalue)
+    return {**out, "low": low, "high": high, "p": min(1.0, p)}
+
+
+def holm(ps) -> list[float]:
+    """Holm's step-down adjusted p-values for a family of tests, in the input order: the k-th smallest p is
+    multiplied by (m − k + 1), then made non-decreasing; a test survives at level α when its adjusted p ≤ α."""
+    ps = [float(p) for p in ps]
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted

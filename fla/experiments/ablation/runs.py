@@ -1,10 +1,26 @@
-"""The ablation's runs: one task × setting × mixer × learning rate × seed each, under the presets, swept into
+"""The ablation's runs: one task × mixer × learning rate × steps × seed each, under the presets, swept into
 ``OUT/ablation.csv`` (``fla ablate``, notebook 04). On the CPU the same seed and preset give the same numbers on
-one machine; another CPU may round differently (docs/ablation.md, "What reproduces where")."""
+one machine; another CPU may round differently (docs/ablation.md, "What reproduces where").
+
+A task's runs, in order:
+
+1. **Tuning.** Every mixer at every learning rate of its grid on the tuning seeds (never in a reported mean);
+   the rate with the best median over those seeds wins (a tie: the smaller). While the winner sits on an edge
+   of its grid the grid grows one step past it (…, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, …), at most ``max_extend``
+   times, so the chosen rate lies strictly inside the grid it was chosen from (``choose_lr``).
+2. **Seeds.** Each mixer at its own chosen rate on the preset's seeds; ``reference`` mixers (softmax: in no
+   contrast, a ceiling to read the others against) at ``reference_lr`` on ``reference_seeds`` only. With ``shared_lr`` the rule is the other one: every mixer of the task at one rate,
+   the best median of the ``tune_mixers``' tuning runs pooled (where tuning every mixer costs too much).
+3. **The 2×-steps check.** ``long_mixers`` at twice the steps, same rate, on ``long_seeds``: whether a
+   verdict depends on the budget.
+"""
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import os
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ...files import read_csv, read_json
@@ -12,84 +28,154 @@ from ...results import HERE as RESULTS
 from ...runtime import pick_device
 from ..sweep import Sweep
 from . import report
-from .mixers import BASE, VARIANTS, Config, MixerNet, configs, train_run
-from .tasks import EVAL_SIDES, HelmetTask, NeedleTask, RecallTask
+from .mixers import BASE, Mixer, MixerNet, Training, train_run
+from .tasks import TASK_TYPES, HelmetTask
 
-__all__ = ["TASKS", "PRESETS", "COLUMNS", "KEY", "TUNE_SEED", "SEEDS", "make_task", "train_one", "find_data",
-           "run_ablation", "sweep", "read_rows", "best_lrs", "plan", "SHIPPED", "shipped"]
+__all__ = ["TASKS", "Preset", "PRESETS", "COLUMNS", "KEY", "EVAL_NS", "SHIPPED", "make_task", "train_one",
+           "find_data", "run_ablation", "sweep", "read_rows", "choose_lr", "lr_step", "tuned_lrs", "plan", "shipped"]
 
-TASKS = ("recall", "needle", "helmet", "capacity")
-#: the CSV's columns and their types; p = 0 is softmax, p = 1 no focusing, kernel_size = 0 no DWC. The probe
-#: columns (mass, entropy, key_argmax, key_erank; acc_N and mass_N: a needle model scored on N tokens) are
-#: empty where they do not apply (helmet; softmax's keys; acc_N on other tasks). train_s: wall time of the
-#: training steps; cpu_s: CPU time of the whole run (training, checkpoints, probes) in its process.
-COLUMNS = {"task": str, "setting": str, "variant": str, "p": float, "kernel_size": int, "per_head": int, "lr": float,
-           "seed": int, "metric": str, "value": float, "steps90": int, "steps": int, "mass": float, "entropy": float,
-           "key_argmax": float, "key_erank": float, **{f"{m}_{s * s}": float for m in ("acc", "mass") for s in EVAL_SIDES},
+TASKS = ("retrieval", "recall", "helmet")
+#: the retrieval task's scored sizes: every retrieval model is also scored on N = side² tokens for these sides
+EVAL_SIDES = (8, 16, 32)
+EVAL_NS = tuple(s * s for s in EVAL_SIDES)
+#: the CSV's columns and their types; p = 0 is softmax or no mixing, p = 1 no focusing, kernel_size = 0 no DWC.
+#: The probe columns (mass, entropy; acc_N, mass_N, entropy_N: a retrieval model scored on N tokens) are empty
+#: where they do not apply. train_s: wall time of the training steps; cpu_s: CPU time of the whole run.
+COLUMNS = {"task": str, "setting": str, "variant": str, "p": float, "kernel_size": int, "focus_over": str, "lr": float,
+           "seed": int, "steps": int, "metric": str, "value": float, "steps90": int, "mass": float, "entropy": float,
+           **{f"{m}_{n}": float for n in EVAL_NS for m in ("acc", "mass", "entropy")},
            "params": int, "train_s": float, "cpu_s": float}
-KEY = ("task", "setting", "variant", "p", "kernel_size", "per_head", "lr", "seed")  # this run is done
-#: the learning rate of each (task, setting, config) is picked on this seed, which no reported mean uses
-TUNE_SEED = report.TUNE_SEED
+KEY = ("task", "setting", "variant", "p", "kernel_size", "focus_over", "lr", "seed", "steps")  # this run is done
 #: the documented full run, shipped with the code that made it: ablation.csv and settings.json (with the machine)
 SHIPPED = RESULTS / "ablation"
-SEEDS = (0, 1, 2, 3, 4)
 
+
+@dataclass(frozen=True)
+class Preset:
+    """One task's share of the ablation. ``task_args``: keyword arguments of the task's class (checked against
+    it); ``lrs``: the starting learning-rate grid; ``failure``: a run whose metric ends below it failed (fixed
+    before any run); the rest as in the module docstring."""
+
+    task: str
+    task_args: dict
+    mixers: tuple[Mixer, ...]
+    training: Training
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    failure: float
+    tune_seeds: tuple[int, ...] = (100, 101, 102)
+    max_extend: int = 2
+    reference: tuple[Mixer, ...] = ()
+    reference_seeds: tuple[int, ...] = ()
+    long_mixers: tuple[Mixer, ...] = ()
+    long_seeds: tuple[int, ...] = ()
+    shared_lr: bool = False
+    tune_mixers: tuple[Mixer, ...] = ()
+    reference_lr: float | None = None
+
+    def __post_init__(self):
+        if self.reference and self.reference_lr is None:
+            raise ValueError("reference mixers run at a stated rate (reference_lr): they are in no contrast, so not tuned")
+        if self.shared_lr != bool(self.tune_mixers):
+            raise ValueError("shared_lr names the mixers it tunes (tune_mixers), and only it does")
+        if self.task not in TASK_TYPES:
+            raise ValueError(f"unknown task {self.task!r}: choose from {', '.join(TASKS)}")
+        inspect.signature(TASK_TYPES[self.task]).bind_partial(**self.task_args)  # a TypeError names an unknown key
+        if set(self.tune_seeds) & set(self.seeds + self.reference_seeds + self.long_seeds):
+            raise ValueError("a tuning seed is never a reported seed")
+        if not all(m in self.mixers + self.reference for m in self.long_mixers):
+            raise ValueError("the 2×-steps check reruns mixers of the preset")
+
+    @property
+    def setting(self) -> str:
+        """The CSV's setting of this preset's runs (the photos are not loaded to name it)."""
+        if self.task == "helmet":
+            return HelmetTask.setting_of(self.task_args.get("grid", 20))
+        return make_task(self.task, self.task_args).setting
+
+    @property
+    def tuned(self) -> tuple[Mixer, ...]:
+        """The mixers that run on the tuning seeds."""
+        return self.tune_mixers if self.shared_lr else self.mixers
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Preset":
+        """The preset that ``to_json`` wrote (``settings.json``); an unknown key is a TypeError."""
+        d = dict(d)
+        for k in ("mixers", "reference", "long_mixers", "tune_mixers"):
+            d[k] = tuple(Mixer(**m) for m in d.get(k, ()))
+        d["training"] = Training(**d["training"])
+        d["task_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["task_args"].items()}
+        for k in ("lrs", "seeds", "tune_seeds", "reference_seeds", "long_seeds"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+
+_LINEAR, _FOCUS = BASE["linear"], BASE["linear+focus"]
+_FIVE = tuple(BASE[v] for v in ("linear", "linear+focus", "linear+dwc", "fla"))
 _RECALL = {"grid": (8, 8), "pairs": 16, "queries": 16, "keys": 32, "values": 16}
-#: per task: the task's settings (``sizes``: one group of runs per entry, merged into ``task_args``), which
-#: mixers (``configs``: variant names; "sweeps" adds linear+focus's p sweep and per-head focusing), the model,
-#: the optimisation (``lrs``: tried on ``TUNE_SEED`` per mixer; one value: no tuning). ``--quick``: shorter.
+#: per task its preset, in the order they run; the quick ones are a smoke test of every phase (CI), not a measurement
 PRESETS = {
     "full": {
-        "recall": {"task_args": _RECALL, "sizes": [{}], "configs": ["all", "sweeps"],
-                   "dim": 32, "heads": 2, "depth": 1, "steps": 400, "batch": 32, "lrs": [1e-2, 3e-2]},
-        # trained at N = 64, every model also scored at N = 64, 256, 1024 (``NeedleTask.probe``)
-        "needle": {"task_args": {"pairs": 4, "keys": 64, "values": 16, "width": 64}, "sizes": [{"grid": (8, 8)}],
-                   "configs": ["softmax", "linear", "linear+focus"],
-                   "dim": 64, "heads": 1, "depth": 1, "steps": 400, "batch": 16, "lrs": [1e-2, 3e-2]},
-        # one learning rate (3e-3, tuned on linear and linear+dwc in the first version of this ablation): the
-        # photos cost 15 CPU-s a run, and a second lr for five mixers did not fit the 30-minute budget
-        "helmet": {"task_args": {"grid": 20, "patch": 8}, "sizes": [{}], "configs": ["all"],
-                   "dim": 32, "heads": 2, "depth": 2, "steps": 300, "batch": 8, "lrs": [3e-3]},
-        # pairs / d = 1/8 and 1/2 (d = 16 per head); 1 is the recall task itself
-        "capacity": {"task_args": _RECALL, "sizes": [{"pairs": n, "queries": n} for n in (2, 8)],
-                     "configs": ["linear", "linear+focus"],
-                     "dim": 32, "heads": 2, "depth": 1, "steps": 400, "batch": 32, "lrs": [1e-2, 3e-2]},
+        # dilution reaches the answer: trained on N = 64 and 256 grids (a side drawn per batch), scored at 64-1024
+        "retrieval": Preset("retrieval", {"grid": (16, 16), "queries": 16, "values": 4, "key_dim": 16,
+                                          "eval_sides": EVAL_SIDES, "train_sides": (8, 16)},
+                            (_LINEAR, _FOCUS), Training(dim=32, heads=1, depth=1, steps=400, batch=16),
+                            lrs=(3e-3, 1e-2, 3e-2), seeds=tuple(range(12)), failure=0.3,
+                            reference=(BASE["softmax"],), reference_seeds=(0, 1, 2), reference_lr=3e-2,
+                            long_mixers=(_LINEAR, _FOCUS), long_seeds=tuple(range(4))),
+        # MQAR: 16 pairs in d = 16 channels per head, state capacity binds; shuffled cells, so no DWC here
+        "recall": Preset("recall", _RECALL, (_LINEAR, _FOCUS), Training(dim=32, heads=2, depth=1, steps=400, batch=32),
+                         lrs=(3e-3, 1e-2, 3e-2), seeds=tuple(range(10)), failure=0.5, max_extend=1,
+                         reference=(BASE["softmax"],), reference_seeds=(0, 1), reference_lr=1e-2,
+                         long_mixers=(_LINEAR, _FOCUS), long_seeds=(0, 1)),
+        # the photos: locality. "none" mixes no tokens (the attention-free control); no softmax (it has no
+        # positional encoding, the linear mixers have one). One rate for all, tuned on linear and fla pooled.
+        "helmet": Preset("helmet", {"grid": 20, "patch": 8}, (BASE["none"], *_FIVE),
+                         Training(dim=32, heads=2, depth=2, steps=200, batch=8), lrs=(1e-3, 3e-3, 1e-2),
+                         seeds=(0, 1, 2), failure=0.326, max_extend=1, shared_lr=True,
+                         tune_mixers=(_LINEAR, BASE["fla"]), long_mixers=(_LINEAR, BASE["linear+dwc"]), long_seeds=(0, 1)),
     },
     "quick": {
-        "recall": {"task_args": {**_RECALL, "test_size": 128}, "sizes": [{}], "configs": ["all"],
-                   "dim": 32, "heads": 2, "depth": 1, "steps": 30, "batch": 16, "lrs": [1e-2]},
-        "capacity": {"task_args": {**_RECALL, "test_size": 128}, "sizes": [{"pairs": 2, "queries": 2}],
-                     "configs": ["linear", "linear+focus"],
-                     "dim": 32, "heads": 2, "depth": 1, "steps": 30, "batch": 16, "lrs": [1e-2]},
-        "needle": {"task_args": {"pairs": 4, "keys": 64, "values": 16, "width": 32, "test_size": 32, "eval_sides": (8, 16)},
-                   "sizes": [{"grid": (8, 8)}, {"grid": (16, 16)}], "configs": ["softmax", "linear", "linear+focus"],
-                   "dim": 32, "heads": 1, "depth": 1, "steps": 20, "batch": 8, "lrs": [1e-2]},
-        "helmet": {"task_args": {"grid": 20, "patch": 8}, "sizes": [{}], "configs": ["linear", "linear+dwc"],
-                   "dim": 32, "heads": 2, "depth": 2, "steps": 10, "batch": 4, "lrs": [3e-3]},
+        "retrieval": Preset("retrieval", {"grid": (8, 8), "queries": 8, "values": 4, "key_dim": 16, "test_size": 32,
+                                          "eval_sides": (8, 16)},
+                            (_LINEAR, _FOCUS), Training(dim=32, heads=1, depth=1, steps=20, batch=8),
+                            lrs=(1e-2,), seeds=(0, 1), failure=0.3, tune_seeds=(100,), max_extend=0,
+                            reference=(BASE["softmax"],), reference_seeds=(0,), reference_lr=1e-2),
+        "recall": Preset("recall", {**_RECALL, "test_size": 128}, (_LINEAR, _FOCUS),
+                         Training(dim=32, heads=2, depth=1, steps=30, batch=16),
+                         lrs=(1e-2, 3e-2), seeds=(0, 1), failure=0.5, tune_seeds=(100,), max_extend=1,
+                         long_mixers=(_LINEAR,), long_seeds=(0,)),
+        "helmet": Preset("helmet", {"grid": 20, "patch": 8}, (BASE["none"], _LINEAR),
+                         Training(dim=32, heads=2, depth=2, steps=10, batch=4), lrs=(3e-3,), seeds=(0,), failure=0.326,
+                         tune_seeds=(100,), max_extend=0),
     },
 }
 
 
-def make_task(name: str, settings: dict, data=None):
-    """The task ``name`` with ``settings`` (a preset's "task_args" entry); ``data``: the helmet data.yaml."""
-    if name in ("recall", "capacity"):
-        return RecallTask(**settings)
-    if name == "needle":
-        return NeedleTask(**settings)
+def make_task(name: str, task_args: dict, data=None):
+    """The task ``name`` with ``task_args`` (a preset's); ``data``: the helmet data.yaml."""
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in task_args.items()}  # grids read back from JSON
     if name == "helmet":
-        return HelmetTask(data, **settings)
-    raise ValueError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
+        return HelmetTask(data, **args)
+    if name not in TASK_TYPES:
+        raise ValueError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
+    return TASK_TYPES[name](**args)
 
 
 _TASK_CACHE: dict = {}
 
 
-def _task(name: str, settings: dict, data):
-    """One task object per (name, settings, data) and process: the helmet photos are decoded once."""
-    key = (name, repr(sorted(settings.items())), str(data))
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}  # grids read back from JSON
+def _task(name: str, task_args: dict, data):
+    """One task object per (name, arguments, data) and process: the helmet photos are decoded once."""
+    key = (name, json.dumps(task_args, sort_keys=True), str(data))
     if key not in _TASK_CACHE:
-        _TASK_CACHE[key] = make_task(name, settings, data)
+        _TASK_CACHE[key] = make_task(name, task_args, data)
     return _TASK_CACHE[key]
 
 
@@ -107,32 +193,24 @@ def find_data(data=None):
     return resolve_data(cached) if cached.is_file() else None
 
 
-def _preset(task: str, quick: bool, overrides: dict) -> dict:
-    preset = {**PRESETS["quick" if quick else "full"][task], **overrides}
-    preset["task_args"] = {**preset["task_args"], **preset.get("sizes", [{}])[0], **overrides.get("task_args", {})}
-    return preset
+def train_one(preset: Preset, mixer: Mixer | str, seed: int = 0, lr: float | None = None, *, steps: int | None = None,
+              data=None, device=None) -> tuple[dict, MixerNet]:
+    """One run of ``preset``'s task, the trained model returned (notebook 04's attention pictures).
 
-
-def train_one(task: str, variant: str | Config, seed: int = 0, *, quick: bool = False, data=None, device=None,
-              **overrides) -> tuple[dict, MixerNet]:
-    """One run of the ablation with its preset, model returned (notebook 04's attention maps and ranks).
-
-    ``variant``: a name of ``VARIANTS`` (its default p, k) or a :class:`Config`; ``overrides``
-    replace preset entries (e.g. ``steps=100``, ``lr=1e-2``, ``task_args={"grid": (16, 16)}``; default:
-    the first size and the first learning rate). On the CPU, seed and settings equal to a row of the
-    CSV give that row's value again.
+    ``mixer``: a :class:`Mixer` or a name of ``VARIANTS`` (its default p, k); ``lr``: default the middle of
+    the preset's grid; ``steps``: default the preset's. On the CPU, a seed, rate and steps equal to a row
+    of the CSV give that row's numbers again.
     """
-    preset = _preset(task, quick, overrides)
-    preset.setdefault("lr", preset["lrs"][0])
-    cfg = BASE[variant] if isinstance(variant, str) else variant
-    return train_run(_task(task, preset["task_args"], find_data(data) if task == "helmet" else None), cfg, seed,
-                     device=device, **{k: v for k, v in preset.items() if k not in ("task_args", "sizes", "configs", "lrs")})
+    mixer = BASE[mixer] if isinstance(mixer, str) else mixer
+    lr = preset.lrs[len(preset.lrs) // 2] if lr is None else lr
+    training = preset.training if steps is None else replace(preset.training, steps=steps)
+    task = _task(preset.task, preset.task_args, find_data(data) if preset.task == "helmet" else None)
+    return train_run(task, mixer, seed, training, lr, device=device)
 
 
-def _one(name: str, task_args: dict, settings: dict, data, cfg: Config, seed: int, lr: float, device) -> dict:
+def _one(name: str, task_args: dict, data, mixer: Mixer, seed: int, lr: float, training: Training, device) -> dict:
     """One run, in this process or in a worker (top level, so that it pickles): its CSV row, every column filled."""
-    row, _ = train_run(_task(name, task_args, data), cfg, seed, device=device, lr=lr, **settings)
-    row["task"] = name  # the preset's name: "capacity" runs the recall task at other sizes
+    row, _ = train_run(_task(name, task_args, data), mixer, seed, training, lr, device=device)
     return {c: row.get(c, math.nan) for c in COLUMNS}
 
 
@@ -150,60 +228,76 @@ def read_rows(out) -> list[dict]:
 
 
 def sweep(out, presets: dict) -> Sweep:
-    """The ablation folder ``out`` for tasks run with ``presets`` (task -> preset), their settings."""
-    return Sweep(out, "ablation", COLUMNS, KEY, presets, summary=report.markdown)
+    """The ablation folder ``out`` for tasks run with ``presets`` (task -> Preset), their settings recorded."""
+    return Sweep(out, "ablation", COLUMNS, KEY, {t: p.to_json() for t, p in presets.items()},
+                 summary=lambda rows: report.markdown(rows, presets))
 
 
-def _configs(preset: dict, variants) -> list[Config]:
-    names = [v for v in (VARIANTS if "all" in preset["configs"] else preset["configs"]) if v in variants]
-    return configs(names, sweeps="sweeps" in preset["configs"])
+def plan(presets: dict, tasks=TASKS) -> list[tuple[str, str, Mixer]]:
+    """(task, setting, mixer) of every group of seeded runs, in order (tuning and the 2×-steps check aside)."""
+    return [(t, presets[t].setting, m) for t in tasks for m in presets[t].mixers + presets[t].reference]
 
 
-def plan(tasks, variants=VARIANTS, presets: dict | None = None, quick: bool = False):
-    """(task, task_args, setting, config) of every group of runs, in order; the setting as the CSV writes it."""
-    presets = presets or PRESETS["quick" if quick else "full"]
-    out = []
-    for t in tasks:
-        p = presets[t]
-        for size in p.get("sizes", [{}]):
-            args = {**p["task_args"], **size}
-            setting = _task(t, args, None).setting if t != "helmet" else f"grid={args['grid']}"  # photos not loaded
-            out += [(t, args, setting, cfg) for cfg in _configs(p, variants)]
+def lr_step(lr: float, up: bool) -> float:
+    """The next rate of the 1-3-10 grid above (``up``) or below ``lr``: 1e-2 -> 3e-2 -> 1e-1, 3e-3 <- 1e-2."""
+    e = math.floor(math.log10(lr) + 1e-9)
+    m = round(lr / 10 ** e)
+    if up:
+        return float(f"{3 if m < 3 else 1}e{e if m < 3 else e + 1}")
+    return float(f"{1 if m > 1 else 3}e{e if m > 1 else e - 1}")
+
+
+def choose_lr(medians: dict[float, float]) -> tuple[float, float | None]:
+    """(the rate with the best median, the rate to try next or None): a best rate on an edge of the grid asks
+    for one step past that edge; a tie goes to the smaller rate."""
+    grid = sorted(medians)
+    best = max(grid, key=lambda lr: (medians[lr], -lr))
+    if len(grid) > 1 and best == grid[-1]:
+        return best, lr_step(best, up=True)
+    if len(grid) > 1 and best == grid[0]:
+        return best, lr_step(best, up=False)
+    return best, None
+
+
+def tuned_lrs(rows: list[dict], preset: Preset) -> dict[Mixer, dict]:
+    """Per mixer of ``preset``: {"lr": chosen, "grid": rates tried, "medians": rate -> median over the tuning
+    runs, "next": the rate still to try or None, "inside": whether the chosen rate is strictly inside the grid}.
+    With ``shared_lr`` every mixer gets the entry of the ``tune_mixers``' runs pooled."""
+    setting = preset.setting
+    groups = [(m,) for m in preset.tuned] if not preset.shared_lr else [preset.tune_mixers]
+    out = {}
+    for group in groups:
+        by_lr: dict[float, list[float]] = {}
+        for r in rows:
+            if (r["task"], r["setting"], r["steps"]) == (preset.task, setting, preset.training.steps) \
+                    and report.mixer_of(r) in group and r["seed"] in preset.tune_seeds:
+                by_lr.setdefault(r["lr"], []).append(r["value"])
+        full = {lr: report.median(v) for lr, v in by_lr.items() if len(v) == len(preset.tune_seeds) * len(group)}
+        if not full:
+            continue
+        best, nxt = choose_lr(full)
+        grid = sorted(full)
+        entry = {"lr": best, "grid": grid, "medians": full, "next": nxt, "inside": grid[0] < best < grid[-1]}
+        for m in (group if not preset.shared_lr else preset.mixers):
+            out[m] = entry
     return out
 
 
-def best_lrs(rows: list[dict], seed: int = TUNE_SEED) -> dict:
-    """(task, setting, Config) -> the learning rate with the highest value on ``seed``; on a tie the smallest
-    (rows arrive in the order parallel runs finish, so the tie must not depend on that order)."""
-    best = {}
-    for r in rows:
-        if r["seed"] != seed:
-            continue
-        k = (r["task"], r["setting"], Config(r["variant"], r["p"], r["kernel_size"], bool(r["per_head"])))
-        if k not in best or (r["value"], -r["lr"]) > (best[k]["value"], -best[k]["lr"]):
-            best[k] = r
-    return {k: r["lr"] for k, r in best.items()}
+def run_ablation(out, tasks=TASKS, *, quick: bool = False, data=None, device=None, jobs: int | None = None,
+                 presets: dict | None = None, progress: bool = True, log=print) -> list[dict]:
+    """Every run of ``tasks`` under ``presets`` (default ``PRESETS["quick" if quick else "full"]``) not yet in
+    ``OUT/ablation.csv``; ``ablation.md`` rewritten after each run, ``ablation.png`` at the end (also when
+    interrupted). Resumable: the same call again skips finished runs.
 
-
-def run_ablation(out, tasks=TASKS, variants=VARIANTS, seeds=SEEDS, *, quick: bool = False, sweeps: bool = True,
-                 data=None, device=None, jobs: int | None = None, presets: dict | None = None, progress: bool = True,
-                 log=print) -> list[dict]:
-    """Every task × setting × config × seed not yet in ``OUT/ablation.csv``; ``ablation.md`` rewritten after
-    each run, ``ablation.png`` at the end (also when interrupted).
-
-    With several ``lrs`` in a task's preset, each config first runs once per learning rate on
-    ``TUNE_SEED``; the best one is then run on ``seeds``. ``jobs``: runs in parallel on the CPU,
-    one torch thread each (default: one per core); 1 runs them in this process. On a GPU they run
-    one after the other in this process. ``presets``: per-task settings (default
-    ``PRESETS["quick" if quick else "full"]``). ``sweeps=False`` leaves out the p sweep and
-    per-head focusing. The helmet task is skipped, with a message saying how to get the data,
-    when there is none. A folder holding runs of a task made with other settings is a ``SettingsClash``.
-    Returns the rows of the requested seeds (the tuning runs stay in the CSV).
+    The phases of the module docstring, task by task (one worker pool per phase). ``jobs``: runs
+    in parallel on the CPU, one torch thread each (default: one per core, 1 with ``quick``); 1 runs them in this
+    process. On a
+    GPU they run one after the other in this process. The helmet task is skipped, with a message saying how to
+    get the data, when there is none. A folder holding runs of a task made with other settings is a
+    ``SettingsClash``. Returns the rows of the reported seeds (tuning runs stay in the CSV).
     """
     out = Path(out)
     presets = presets or PRESETS["quick" if quick else "full"]
-    if not sweeps:
-        presets = {t: {**p, "configs": [c for c in p["configs"] if c != "sweeps"]} for t, p in presets.items()}
     device = pick_device(device)
     tasks = list(tasks)
     if "helmet" in tasks:
@@ -213,32 +307,48 @@ def run_ablation(out, tasks=TASKS, variants=VARIANTS, seeds=SEEDS, *, quick: boo
 
             log(f"helmet task skipped: no helmet data here.\n{HOW_TO}")
             tasks.remove("helmet")
-    runs = sweep(out, {t: presets[t] for t in tasks})
-    jobs = 1 if device.type == "cuda" else jobs or os.cpu_count() or 1
-    groups = plan(tasks, variants, presets)
+    mine = {t: presets[t] for t in tasks}
+    runs = sweep(out, mine)
+    # quick: in this process (a worker pool's start-up would cost more than its runs)
+    jobs = 1 if device.type == "cuda" else jobs or (1 if quick else os.cpu_count() or 1)
 
-    def job(t, args, setting, cfg, seed, lr):
-        settings = {k: v for k, v in presets[t].items() if k not in ("task_args", "sizes", "configs", "lrs")}
-        key = (t, setting, cfg.variant, float(cfg.p), cfg.kernel_size, int(cfg.per_head), float(lr), seed)
-        return key, (t, args, settings, data if t == "helmet" else None, cfg, seed, lr, device.type)
+    def job(p: Preset, mixer: Mixer, seed: int, lr: float, steps: int | None = None):
+        training = p.training if steps is None else replace(p.training, steps=steps)
+        key = (p.task, p.setting, mixer.variant, float(mixer.p), mixer.kernel_size, mixer.focus_over, float(lr), seed,
+               training.steps)
+        return key, (p.task, p.task_args, data if p.task == "helmet" else None, mixer, seed, lr, training, device.type)
 
     def describe(row):
-        return (f"{row['task']} {row['setting']} {Config(row['variant'], row['p'], row['kernel_size'], bool(row['per_head'])).label}"
-                f" lr {row['lr']:g} s{row['seed']}: {row['metric']} {row['value']:.3f}")
+        return (f"{row['task']} {report.mixer_of(row).label} lr {row['lr']:g} s{row['seed']} {row['steps']} steps:"
+                f" {row['metric']} {row['value']:.3f}")
 
-    todo, ran = [], False
+    def go(todo, what):
+        nonlocal ran
+        ran = ran or any(not runs.finished(key) for key, _ in todo)
+        runs.run(todo, _one, jobs=jobs, describe=describe, progress=progress, log=log, desc=f"fla ablate: {what}")
+
+    ran, todo = False, []
     try:
-        for task in tasks:  # task by task: an interrupted run leaves whole tasks behind it
-            mine = [g for g in groups if g[0] == task]
-            lrs = presets[task]["lrs"]
-            tune = [job(t, a, s, c, TUNE_SEED, lr) for t, a, s, c in mine if len(lrs) > 1 for lr in lrs]
-            ran = ran or any(not runs.finished(key) for key, _ in tune)
-            runs.run(tune, _one, jobs=jobs, describe=describe, progress=progress, log=log, desc=f"fla ablate {task}: lr")
-            best = best_lrs(runs.rows)
-            seeded = [job(t, a, s, c, seed, best.get((t, s, c), lrs[0])) for t, a, s, c in mine for seed in seeds]
-            ran = ran or any(not runs.finished(key) for key, _ in seeded)
-            runs.run(seeded, _one, jobs=jobs, describe=describe, progress=progress, log=log, desc=f"fla ablate {task}")
-            todo += seeded
+        for p in mine.values():  # task by task: an interrupted run leaves whole tasks behind it
+            if len(p.lrs) > 1:
+                go([job(p, m, s, lr) for m in p.tuned for lr in p.lrs for s in p.tune_seeds], f"{p.task}, tuning")
+                for round_ in range(p.max_extend):
+                    tuned = tuned_lrs(runs.rows, p)
+                    nexts = {m: t["next"] for m, t in tuned.items() if m in p.tuned and t["next"] is not None}
+                    if p.shared_lr and tuned:  # one pooled grid: its next rate for every tuned mixer
+                        nexts = {m: next(iter(tuned.values()))["next"] for m in p.tune_mixers}
+                    extra = [job(p, m, s, lr) for m, lr in nexts.items() if lr is not None for s in p.tune_seeds]
+                    if not extra:
+                        break
+                    go(extra, f"{p.task}, tuning grid extended ({round_ + 1})")
+            lrs = {m: t["lr"] for m, t in tuned_lrs(runs.rows, p).items()}
+            mine_todo = [job(p, m, s, lrs.get(m, p.lrs[0])) for m in p.mixers for s in p.seeds]
+            lrs |= {m: p.reference_lr for m in p.reference}
+            mine_todo += [job(p, m, s, lrs[m]) for m in p.reference for s in p.reference_seeds]
+            mine_todo += [job(p, m, s, lrs.get(m, p.lrs[0]), 2 * p.training.steps) for m in p.long_mixers
+                          for s in p.long_seeds]
+            go(mine_todo, f"{p.task}, seeds")
+            todo += mine_todo
     finally:
         if ran and runs.rows:
             report.plot(runs.rows, out / "ablation.png")

@@ -1,6 +1,8 @@
 """The tasks of the ablation (``fla ablate``, notebook 04): their data, their stems, their metric.
 
-All put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, W):
+All put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, W). Each task is a
+frozen dataclass of its settings (its test set drawn on first use), so a plan can name a task's runs
+without building it.
 
 - **recall**: multi-query associative recall (MQAR, Zoology, Arora et al. 2023) on a grid.
   ``pairs`` cells hold a key *and* its value; ``queries`` other cells hold one of those keys and
@@ -8,20 +10,24 @@ All put tokens on a 2-D grid, so every token mixer sees a feature map (B, C, H, 
   tells nothing: a query must find the one cell with its key among all N, which is what sharp
   attention does and what a rank-d linear attention state struggles with once there are many
   more pairs than head channels. Synthetic: fresh batches from a seeded generator, a fixed test set.
-- **needle**: a few recall pairs (far fewer than head channels) among N − 2·pairs distractor cells,
-  each a fresh random vector with the norm of a normalised token (``needle_batch``): capacity is
-  ample, and what binds is how sharply a query's weights pick its one cell out of N.
+- **retrieval**: where dilution reaches the answer. Every cell but the queries holds a key *vector*
+  drawn from one distribution (a random unit direction, scaled) and a value from a few classes; a
+  query holds a copy of one cell's key. No threshold on a key tells the answer's cell from the
+  others, and the values vote coherently: the weight a query leaks to other cells votes for their
+  classes, against the answer. Trained at N = 256, scored at N = 64, 256, 1024.
+  :func:`sharp_reader_accuracy` is the task read by softmax(β q·k) on the raw keys: β → ∞ scores 1.
 - **helmet**: per-patch labels background / helmet / head on a 20 × 20 grid of the helmet photos
   (``fla.data``). The stem is fixed and cached (each 8 × 8 pixel patch of the 160 × 160 resized
   photo, standardised per colour channel); a trained linear patch embedding follows, as in ViT.
   A patch is labelled with the class of the smallest box that covers its centre, or whose own
   centre falls in it, so every box marks at least one patch. Metric: mean IoU over the three
-  classes on the val split.
+  classes on the val split; predicting background everywhere scores :meth:`HelmetTask.floor`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +36,9 @@ from einops import rearrange
 
 from ...figures import panels as page_panels
 
-__all__ = ["IGNORE", "RecallBatch", "recall_batch", "NeedleBatch", "needle_batch", "RecallTask", "NeedleTask", "HelmetTask", "HelmetPatches", "helmet_patches", "plot_patches", "patch_labels",
-           "confusion", "mean_iou", "HELMET_CLASSES"]
+__all__ = ["IGNORE", "RecallBatch", "recall_batch", "RetrievalBatch", "retrieval_batch", "sharp_reader_accuracy",
+           "RecallTask", "RetrievalTask", "HelmetTask", "TASK_TYPES", "HelmetPatches", "helmet_patches", "plot_patches",
+           "patch_labels", "confusion", "mean_iou", "HELMET_CLASSES"]
 
 #: target value of cells that carry no answer (``F.cross_entropy``'s default ``ignore_index``).
 IGNORE = -100
@@ -63,16 +70,12 @@ class RecallBatch:
     def __len__(self) -> int:
         return self.role.shape[0]
 
-
-@dataclass
-class NeedleBatch(RecallBatch):
-    """A needle batch: a recall batch whose every other cell is a distractor (role 0) showing ``noise``.
-
-    ``noise``: (B, H, W, width) float, on distractor cells a fresh Gaussian vector scaled to norm
-    sqrt(width) (RMS 1, as a token after a LayerNorm), 0 on pair and query cells.
-    """
-
-    noise: torch.Tensor = None
+    def answer_cells(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For every query cell: (grid index, query cell, the cell holding its key), flat cell indices."""
+        role, key = self.role.flatten(1), self.key.flatten(1)
+        bi, qi = torch.nonzero(role == QUERY, as_tuple=True)
+        same = (key[bi] == key[bi, qi][:, None]) & (role[bi] == PAIR)  # (Q, N): the pair cell with the query's key
+        return bi, qi, same.float().argmax(dim=1)
 
 
 def recall_batch(batch: int, grid: tuple[int, int] = (8, 8), pairs: int = 16, queries: int = 16, keys: int = 64,
@@ -107,21 +110,69 @@ def recall_batch(batch: int, grid: tuple[int, int] = (8, 8), pairs: int = 16, qu
     return RecallBatch(*(rearrange(t, "b (h w) -> b h w", h=h) for t in (role, key, value, target)))
 
 
-def needle_batch(batch: int, grid: tuple[int, int] = (16, 16), pairs: int = 4, keys: int = 64, values: int = 16,
-                 width: int = 64, generator: torch.Generator | None = None) -> NeedleBatch:
-    """``batch`` needle grids: ``pairs`` key–value cells, each key asked once by a query cell, and every
-    other cell a distractor: a random vector of norm sqrt(``width``), fresh per grid (notebook 04).
+@dataclass
+class RetrievalBatch(RecallBatch):
+    """A retrieval batch: every non-query cell is a pair (role 1) whose key is a vector, ``vectors`` (B, H, W, key_dim).
 
-    Nothing marks a distractor but its random direction (no role or key embedding the model could
-    learn to mute), and its norm is that of any token after the pre-norm, so it cannot be scaled
-    away: a query's attention must pick its key's one cell among N − 2·pairs such vectors.
+    ``key``: an id per grid (1..N − queries on pair cells, the asked pair's id on a query), used only to find the
+    answer cell; the model sees ``vectors`` (a query's is a copy of its pair's), ``value`` (1..values on pair
+    cells, 0 on queries) and ``role``.
     """
-    b = recall_batch(batch, grid, pairs, pairs, keys, values, generator)
+
+    vectors: torch.Tensor = None
+
+
+def retrieval_batch(batch: int, grid: tuple[int, int] = (16, 16), queries: int = 8, values: int = 4, key_dim: int = 8,
+                    generator: torch.Generator | None = None) -> RetrievalBatch:
+    """``batch`` retrieval grids (see the module docstring); deterministic for a seeded ``generator``.
+
+    Keys: independent random directions in ``key_dim`` dimensions scaled to norm sqrt(key_dim), so the
+    answer's key and every other key come from one distribution. Values: uniform over ``values`` classes.
+    """
     h, w = grid
-    noise = torch.randn(batch, h, w, width, generator=generator)
-    noise = noise / noise.norm(dim=-1, keepdim=True) * width ** 0.5
-    noise = noise * (b.role == BLANK)[..., None]
-    return NeedleBatch(b.role, b.key, b.value, b.target, noise)
+    n = h * w
+    pairs = n - queries
+    if not 0 < queries < n:
+        raise ValueError(f"need 0 < queries < N = {n}, got queries={queries}")
+    g = generator
+    vectors = torch.randn(batch, pairs, key_dim, generator=g)
+    vectors = vectors / vectors.norm(dim=-1, keepdim=True) * key_dim ** 0.5
+    value_ids = torch.randint(1, values + 1, (batch, pairs), generator=g)
+    asked = torch.rand(batch, pairs, generator=g).argsort(dim=1)[:, :queries]
+    cells = torch.rand(batch, n, generator=g).argsort(dim=1)
+    pair_cells, query_cells = cells[:, :pairs], cells[:, pairs:]
+
+    role = torch.full((batch, n), PAIR, dtype=torch.long)
+    role.scatter_(1, query_cells, QUERY)
+    ids = torch.arange(1, pairs + 1).expand(batch, pairs)
+    key, value = torch.zeros_like(role), torch.zeros_like(role)
+    target = torch.full_like(role, IGNORE)
+    key.scatter_(1, pair_cells, ids)
+    key.scatter_(1, query_cells, asked + 1)
+    value.scatter_(1, pair_cells, value_ids)
+    target.scatter_(1, query_cells, value_ids.gather(1, asked) - 1)
+    vec = torch.zeros(batch, n, key_dim)
+    vec.scatter_(1, pair_cells[..., None].expand(-1, -1, key_dim), vectors)
+    vec.scatter_(1, query_cells[..., None].expand(-1, -1, key_dim), vectors.gather(1, asked[..., None].expand(-1, -1, key_dim)))
+    flat = (rearrange(t, "b (h w) -> b h w", h=h) for t in (role, key, value, target))
+    return RetrievalBatch(*flat, rearrange(vec, "b (h w) c -> b h w c", h=h))
+
+
+def sharp_reader_accuracy(b: RetrievalBatch, beta: float = math.inf) -> float:
+    """Accuracy of the reader that attends with softmax(β q·k) over the pair cells' raw keys and answers the
+    class with the most weight: β = ∞ (argmax) finds every answer (1.0); β = 0 votes with all cells alike."""
+    bi, qi, _ = b.answer_cells()
+    vec, role = b.vectors.flatten(1, 2).double(), b.role.flatten(1)
+    scores = torch.einsum("qc,qnc->qn", vec[bi, qi], vec[bi])
+    scores = scores.masked_fill(role[bi] != PAIR, -math.inf)
+    if math.isinf(beta):
+        weights = (scores == scores.amax(dim=1, keepdim=True)).double()
+    else:
+        weights = torch.softmax(beta * scores, dim=1)
+    classes = int(b.value.max())
+    votes = torch.zeros(len(bi), classes + 1, dtype=torch.float64).scatter_add_(1, b.value.flatten(1)[bi], weights)
+    answer = votes[:, 1:].argmax(dim=1)
+    return float((answer == b.target.flatten(1)[bi, qi]).double().mean())
 
 
 # ---------------------------------------------------------------------------------------------- helmet
@@ -241,7 +292,7 @@ class RecallTask:
     """MQAR on a ``grid`` (see :func:`recall_batch`): stem = role + key + value embeddings summed per cell.
 
     Training batches are fresh grids from the run's seeded generator; the test set is one fixed
-    draw (``test_seed``), the same for every variant and seed. Metric: accuracy over query cells.
+    draw (``test_seed``), the same for every mixer and seed. Metric: accuracy over query cells.
     """
 
     name, metric = "recall", "accuracy"
@@ -250,13 +301,28 @@ class RecallTask:
     def __init__(self, grid=(8, 8), pairs: int = 16, queries: int = 16, keys: int = 64, values: int = 64,
                  test_size: int = 512, test_seed: int = 2**31 - 1):
         self.grid, self.pairs, self.queries, self.keys, self.values = tuple(grid), pairs, queries, keys, values
+        self.test_size, self.test_seed = test_size, test_seed
         self.classes = values
-        self.test = self._draw(test_size, torch.Generator().manual_seed(test_seed))
+        recall_batch(1, self.grid, pairs, queries, keys, values)  # the sizes are checked here, not at the first test
+
+    def settings(self) -> dict:
+        """The constructor's arguments: what ``settings.json`` records (``make_task`` builds the task again from them)."""
+        return {"grid": list(self.grid), "pairs": self.pairs, "queries": self.queries, "keys": self.keys,
+                "values": self.values, "test_size": self.test_size}
 
     @property
     def setting(self) -> str:
         """What tells this task's runs apart from another size of it in the CSV."""
         return f"pairs={self.pairs}"
+
+    @property
+    def chance(self) -> float:
+        """The accuracy of guessing a class (every value equally likely)."""
+        return 1 / self.values
+
+    @cached_property
+    def test(self):
+        return self._draw(self.test_size, torch.Generator().manual_seed(self.test_seed))
 
     def _draw(self, size, generator):
         return recall_batch(size, self.grid, self.pairs, self.queries, self.keys, self.values, generator)
@@ -272,12 +338,9 @@ class RecallTask:
         b = self._draw(size, generator).to(device)
         return b, b.target
 
-    @torch.no_grad()
-    def probe(self, model: torch.nn.Module, device, size: int = 32) -> dict:
-        """Answer mass, row entropy and the focused keys' directions on the first ``size`` test grids (``probes.recall_probe``)."""
-        from .probes import recall_probe
-
-        return recall_probe(model, self.test.take(0, size).to(device))
+    def probe_batch(self, size: int = 32) -> RecallBatch:
+        """The first ``size`` test grids: where the probes read the trained attention."""
+        return self.test.take(0, size)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device, batch: int = 128, limit: int | None = None) -> float:
@@ -304,74 +367,77 @@ class RecallEmbedding(torch.nn.Module):
         return rearrange(self.role(b.role) + self.key(b.key) + self.value(b.value), "b h w c -> b c h w")
 
 
-#: the needle models are also scored on these grid sides (N = 64, 256, 1024 tokens)
-EVAL_SIDES = (8, 16, 32)
+class RetrievalTask(RecallTask):
+    """Find the one cell whose key vector equals the query's among N − queries cells of the same distribution,
+    answer its class (see :func:`retrieval_batch`). Metric: accuracy over query cells.
 
-
-class NeedleTask(RecallTask):
-    """A few pairs among many distractors (see :func:`needle_batch`): sharpness, not state capacity, binds.
-
-    ``pairs`` (4) is far below the head dim, so a linear-attention state has room for every pair;
-    what grows with N = H·W is the number of distractors each query's weights must be spread over.
-    Stem: the recall embeddings on pair and query cells, the distractor's own vector elsewhere
-    (so ``width`` must equal the model dim). Metric: accuracy over query cells.
+    Stem: a linear map of the key vector + a value embedding + a role embedding. ``eval_sides``: the grid
+    sides at which every trained model is also scored (accuracy, answer mass, row entropy: ``at``).
     """
 
-    name = "needle"
+    name = "retrieval"
 
-    def __init__(self, grid=(16, 16), pairs: int = 4, keys: int = 64, values: int = 16, width: int = 64,
-                 test_size: int = 128, test_seed: int = 2**31 - 1, eval_sides: tuple[int, ...] = EVAL_SIDES):
-        self.width, self.eval_sides, self._other = width, tuple(eval_sides), {}
-        super().__init__(grid, pairs, pairs, keys, values, test_size, test_seed)
+    def __init__(self, grid=(16, 16), queries: int = 16, values: int = 4, key_dim: int = 16, test_size: int = 128,
+                 test_seed: int = 2**31 - 1, eval_sides: tuple[int, ...] = (8, 16, 32), train_sides: tuple[int, ...] = ()):
+        self.grid, self.queries, self.values, self.key_dim = tuple(grid), queries, values, key_dim
+        self.train_sides = tuple(train_sides)
+        self.pairs, self.keys = self.grid[0] * self.grid[1] - queries, 0
+        self.test_size, self.test_seed, self.eval_sides = test_size, test_seed, tuple(eval_sides)
+        self.classes = values
+        retrieval_batch(1, self.grid, queries, values, key_dim)
 
-    def at(self, side: int) -> "NeedleTask":
-        """The same task on a side × side grid (its own fixed test set): where a model trained here is also scored."""
-        if (side, side) == self.grid:
-            return self
-        if side not in self._other:
-            self._other[side] = NeedleTask((side, side), self.pairs, self.keys, self.values, self.width, 64,
-                                           eval_sides=())
-        return self._other[side]
-
-    @torch.no_grad()
-    def probe(self, model, device, size: int = 32) -> dict:
-        """The recall probes here, plus accuracy and answer mass of the same model on the other grid sizes
-        (``acc_N``, ``mass_N`` for N = side²): how its weights dilute as distractors are added."""
-        from .probes import recall_probe
-
-        out = super().probe(model, device, size)
-        for side in self.eval_sides:
-            other = self.at(side)
-            n = side * side
-            out[f"acc_{n}"] = other.evaluate(model, device, limit=64)
-            out[f"mass_{n}"] = recall_probe(model, other.test.take(0, size).to(device))["mass"]
-        return out
+    def settings(self) -> dict:
+        return {"grid": list(self.grid), "queries": self.queries, "values": self.values, "key_dim": self.key_dim,
+                "test_size": self.test_size, "eval_sides": list(self.eval_sides), "train_sides": list(self.train_sides)}
 
     @property
     def setting(self) -> str:
         return f"N={self.grid[0] * self.grid[1]}"
 
-    def _draw(self, size, generator):
-        return needle_batch(size, self.grid, self.pairs, self.keys, self.values, self.width, generator)
+    def at(self, side: int) -> "RetrievalTask":
+        """The same task on a side × side grid with its own fixed test set: where a trained model is also scored."""
+        if (side, side) == self.grid:
+            return self
+        return _retrieval_at(self, side)
+
+    def _draw(self, size, generator, side: int | None = None):
+        grid = self.grid if side is None else (side, side)
+        return retrieval_batch(size, grid, self.queries, self.values, self.key_dim, generator)
+
+    def batch(self, size: int, generator: torch.Generator, device) -> tuple[RetrievalBatch, torch.Tensor]:
+        """A training batch on the task's grid, or, with ``train_sides``, on a side drawn from them (a grid per
+        batch): from scratch, a query's gradient towards its one cell shrinks like 1/N, and smaller grids start it."""
+        side = None
+        if self.train_sides:
+            side = self.train_sides[int(torch.randint(len(self.train_sides), (1,), generator=generator))]
+        b = self._draw(size, generator, side).to(device)
+        return b, b.target
 
     def describe(self) -> str:
         h, w = self.grid
-        return (f"needle: {h}x{w} grid (N = {h * w}), {self.pairs} pairs asked once each, "
-                f"{h * w - 2 * self.pairs} distractors, {self.keys} keys, {self.values} values")
+        return (f"retrieval: {h}x{w} grid (N = {h * w}), {self.queries} queries, {self.pairs} keyed cells, "
+                f"{self.key_dim}-d keys, {self.values} classes")
 
     def stem(self, dim: int) -> torch.nn.Module:
-        if dim != self.width:
-            raise ValueError(f"needle distractors are {self.width}-vectors: the model dim must be {self.width}, got {dim}")
-        return NeedleEmbedding(dim, self.keys, self.values)
+        return RetrievalEmbedding(dim, self.key_dim, self.values)
 
 
-class NeedleEmbedding(RecallEmbedding):
-    """Pair and query cells as in recall; a distractor cell is its noise vector and nothing else."""
+@lru_cache(maxsize=16)
+def _retrieval_at(task: RetrievalTask, side: int) -> RetrievalTask:
+    return RetrievalTask((side, side), task.queries, task.values, task.key_dim, 64, task.test_seed, eval_sides=())
 
-    def forward(self, b: NeedleBatch) -> torch.Tensor:
-        real = (b.role != BLANK)[..., None]
-        x = (self.role(b.role) + self.key(b.key) + self.value(b.value)) * real + b.noise
-        return rearrange(x, "b h w c -> b c h w")
+
+class RetrievalEmbedding(torch.nn.Module):
+    """A retrieval grid -> (B, dim, H, W): a linear map of the key vector + a value and a role embedding."""
+
+    def __init__(self, dim: int, key_dim: int, values: int):
+        super().__init__()
+        self.key = torch.nn.Linear(key_dim, dim, bias=False)
+        self.value = torch.nn.Embedding(values + 1, dim)
+        self.role = torch.nn.Embedding(3, dim)
+
+    def forward(self, b: RetrievalBatch) -> torch.Tensor:
+        return rearrange(self.key(b.vectors) + self.value(b.value) + self.role(b.role), "b h w c -> b c h w")
 
 
 class HelmetTask:
@@ -394,12 +460,18 @@ class HelmetTask:
         self.class_weights = (counts.max() / counts.clamp_min(1)).sqrt().float()
         self._on = None  # (device, train images, train labels): moved once per device
 
+    @staticmethod
+    def setting_of(grid: int) -> str:
+        return f"grid={grid}"  # not empty: the CSV reads an empty text cell as missing
+
     @property
     def setting(self) -> str:
-        return f"grid={self.grid[0]}"  # not empty: the CSV reads an empty text cell as missing
+        return self.setting_of(self.grid[0])
 
-    def probe(self, model, device) -> dict:
-        return {}
+    @property
+    def floor(self) -> float:
+        """The mIoU of predicting background on every val patch: what a model that learnt nothing scores."""
+        return mean_iou(confusion(torch.zeros_like(self.val.labels), self.val.labels, self.classes))
 
     def describe(self) -> str:
         g, p = self.grid[0], self.patch
@@ -432,3 +504,7 @@ class HelmetTask:
             pred = model(self.val.images[i:j].to(device)).argmax(dim=1).cpu()
             conf += confusion(pred, self.val.labels[i:j], self.classes)
         return mean_iou(conf)
+
+
+#: the tasks by name
+TASK_TYPES = {"recall": RecallTask, "retrieval": RetrievalTask, "helmet": HelmetTask}

@@ -224,7 +224,7 @@ def _train(task, mixer: Mixer, seed: int, training: Training, lr: float, device)
     curve.append((steps, task.evaluate(model, device, limit=64)))
     final = curve[-1][1]
     steps90 = next(s for s, v in curve if v >= 0.9 * final)
-    row = {"task": task.name, "setting": task.setting, "variant": mixer.variant, "p": mixer.p,
+    row = {"task": task.name, "setting": task.setting, "variant": mixer.variant, "p": float(mixer.p),
            "kernel_size": mixer.kernel_size, "focus_over": mixer.focus_over, "lr": lr, "seed": seed, "steps": steps,
            "metric": task.metric, "value": value, "steps90": steps90, **readout(task, model, device),
            "params": sum(p.numel() for p in model.parameters()), "train_s": train_s}

@@ -261,7 +261,7 @@ def choose_lr(medians: dict[float, float]) -> tuple[float, float | None]:
 
 def tuned_lrs(rows: list[dict], preset: Preset) -> dict[Mixer, dict]:
     """Per mixer of ``preset``: {"lr": chosen, "grid": rates tried, "medians": rate -> median over the tuning
-    runs, "next": the rate still to try or None, "inside": whether the chosen rate is strictly inside the grid}.
+    runs, "next": the rate still to try or None (also once ``max_extend`` rates were added), "inside": whether the chosen rate is strictly inside the grid}.
     With ``shared_lr`` every mixer gets the entry of the ``tune_mixers``' runs pooled."""
     setting = preset.setting
     groups = [(m,) for m in preset.tuned] if not preset.shared_lr else [preset.tune_mixers]
@@ -277,6 +277,8 @@ def tuned_lrs(rows: list[dict], preset: Preset) -> dict[Mixer, dict]:
             continue
         best, nxt = choose_lr(full)
         grid = sorted(full)
+        if len(set(grid) - set(preset.lrs)) >= preset.max_extend:  # the grid has grown as far as it may
+            nxt = None
         entry = {"lr": best, "grid": grid, "medians": full, "next": nxt, "inside": grid[0] < best < grid[-1]}
         for m in (group if not preset.shared_lr else preset.mixers):
             out[m] = entry

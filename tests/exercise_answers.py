@@ -409,7 +409,7 @@ WRONG = {
         (lambda a, b: (lambda d: (statistics.mean(d), statistics.mean(d) - t_quantile(0.975, len(d)) * statistics.stdev(d) / math.sqrt(len(d)),
                                   statistics.mean(d) + t_quantile(0.975, len(d)) * statistics.stdev(d) / math.sqrt(len(d))))(
             [x - y for x, y in zip(a, b)]), "n − 1 degrees"),                  # off by one in the degrees of freedom
-        (lambda a, b: paired_interval(sorted(a), sorted(b)), "seed effect"),   # pairs broken, by a property
+        (lambda a, b: paired_interval(sorted(a), sorted(b)), "seed s with seed s"),   # pairs broken, by a property
     ],
     ex.check_sign_flip_p: [
         (_sign_flip_with(lambda s, obs: s >= obs - 1e-12), "two-sided"),
@@ -420,7 +420,7 @@ WRONG = {
     ex.check_answer_mass: [
         (lambda w, a: w[..., a].mean(dim=(-1, -2)), "own answer"),
         (lambda w, a: w[:, torch.arange(len(a)), a].sum(dim=-1), "not their sum"),
-        (lambda w, a: w[:, torch.arange(len(a)), a].mean(dim=0), ("shape", "one number per head")),  # heads = Q drawn: the same mistake, named
+        (lambda w, a: w[:, torch.arange(len(a)), a].mean(dim=0), ("shape", "not over the heads")),  # heads = Q: same shape
         (lambda w, a: w.max(dim=-1).values.mean(dim=-1), "largest weight"),
     ],
     ex.check_block_macs: [
@@ -444,7 +444,7 @@ WRONG = {
         (lambda a, b: ((a - b).mean().item(), (a.var() + b.var()).sqrt().item()), "pair the seeds"),
         (lambda a, b: ((a - b).mean().item(), (a - b).std(correction=0).item()), "n − 1"),
         (lambda a, b: ((b - a).mean().item(), (b - a).std().item()), "variant − base"),
-        (lambda a, b: paired_differences(a.sort().values, b.sort().values), "seed effect"),
+        (lambda a, b: paired_differences(a.sort().values, b.sort().values), "seed s with seed s"),
         (lambda a, b: ((a - b).mean(), (a - b).std()), "Python float"),
     ],
     ex.check_bootstrap_interval: [

@@ -70,7 +70,7 @@ def test_a_right_answer_passes(checker, answer, capsys):
 @pytest.mark.parametrize("checker,answer,words", [(c, a, w) for c in CHECKERS for a, w in WRONG[c]],
                          ids=lambda x: name(x) if callable(x) else str(x)[:24])
 def test_a_wrong_answer_fails_with_its_hint(checker, answer, words):
-    for seed in (None, 1, 2):  # whatever the draw
+    for seed in (1, 2, 3):  # fixed draws: a test that passes or fails by chance is no test (a draw per call is tested below)
         verdict = checker(answer, seed=seed)
         assert not verdict and verdict.message.startswith("✗"), verdict.message
         assert any(w in verdict.message for w in ((words,) if isinstance(words, str) else words)), verdict.message

@@ -26,13 +26,19 @@ def _draw_seeds(draw: Draw):
 
 
 def _pairs(call, args):
+    """Other scores with the same per-seed differences (seed effects of the differences' own size, so that sorting
+    or shuffling one side would pair other seeds) must give the same (mean, sd)."""
     variant, base = args
-    shared = 0.3 * torch.sin(7 * torch.arange(len(base), dtype=base.dtype))  # a different seed effect per seed, on both
-    x, y = call(variant, base), call(variant + shared, base + shared)
-    if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)) and len(x) == len(y) == 2:
-        if any(not math.isclose(float(p), float(q), rel_tol=1e-3, abs_tol=1e-5) for p, q in zip(x, y)):
-            return ("adding the same number to variant[s] and base[s] (a seed effect both share) must change nothing: "
-                    "(mean, sd) depend only on the differences variant[s] − base[s]")
+    d = variant - base
+    x = call(variant, base)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        other = (base.double().mean() + d.double().std() * torch.randn(len(base), generator=g, dtype=torch.float64)).to(base.dtype)
+        y = call(other + d, other)
+        if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)) and len(x) == len(y) == 2:
+            if any(not math.isclose(float(p), float(q), rel_tol=1e-3, abs_tol=1e-5) for p, q in zip(x, y)):
+                return ("(mean, sd) depend only on the differences variant[s] − base[s], seed s with seed s: other scores "
+                        "with the same differences (other seed effects, shared by both) change yours")
     return None
 
 

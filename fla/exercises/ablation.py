@@ -310,13 +310,13 @@ _MASS = Exercise(
               "answer[i] indexes the key cells (the last dim), not the queries"),
     ],
     properties=[Property(_one_hot_gives_one), Property(_uniform_gives_one_over_n)],
-    hint='reread notebook 04, section 6 "The needle": per head, the mean over queries i of weights[h, i, answer[i]]',
+    hint='reread notebook 04, section 5 "Retrieval over N": per head, the mean over queries i of weights[h, i, answer[i]]',
     crash_hint="weights is (heads, Q, N), answer (Q,) long: answer[i] is a cell index in 0 … N − 1 for query i",
 )
 
 
 def check_answer_mass(fn, seed: int | None = None) -> Verdict:
-    """Notebook 04, section 6 "The needle: does focusing flatten the fall of the answer mass?": ``fn(weights (heads, Q, N)
+    """Notebook 04, section 5 "Retrieval over N: does focusing hold the answer as keys are added?": ``fn(weights (heads, Q, N)
     row-stochastic, answer (Q,) long) -> (heads,)``, per head the mean over the Q queries of the weight query i puts on
     its answer cell answer[i]; in the weights' dtype (float32 or float64); inputs left unchanged."""
     return check(_MASS, fn, seed)

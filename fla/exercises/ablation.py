@@ -12,7 +12,7 @@ import torch
 from .. import functional as Fn
 from ..experiments.stats import paired, sign_flip_p
 from ..experiments.stats import t_quantile as _student_t
-from .check import Draw, Exercise, Property, Verdict, Wrong, check, differs
+from .check import Draw, Exercise, Property, Verdict, Wrong, check, differs, tuples_differ
 
 __all__ = ["check_paired_interval", "check_sign_flip_p", "check_answer_mass"]
 
@@ -85,10 +85,9 @@ def _pairing_cancels(call, args):
     for _ in range(5):
         other = [statistics.mean(b) + statistics.pstdev(d) * rng.gauss(0, 1) for _ in b]
         y = call([o + e for o, e in zip(other, d)], other)
-        if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)) and len(x) == len(y) == 3:
-            if any(not math.isclose(p, q, rel_tol=1e-3, abs_tol=1e-4 * scale) for p, q in zip(x, y)):
-                return ("the interval depends only on the differences a[s] − b[s], seed s with seed s: other scores with "
-                        "the same differences (other seed effects, shared by both variants) change yours")
+        if tuples_differ(x, y, 3, 1e-3, 1e-4 * scale):
+            return ("the interval depends only on the differences a[s] − b[s], seed s with seed s: other scores with "
+                    "the same differences (other seed effects, shared by both variants) change yours")
     return None
 
 

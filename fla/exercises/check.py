@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["Verdict", "Wrong", "Property", "Draw", "Exercise", "check", "mismatch", "differs", "new_seed"]
+__all__ = ["Verdict", "Wrong", "Property", "Draw", "Exercise", "check", "mismatch", "differs", "tuples_differ", "new_seed"]
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,15 @@ def differs(a: Any, b: Any, rtol: float = 1e-3, atol: float = 1e-4) -> bool:
 
 
 # --- the inputs: copies for every call, and whether the learner changed them
+
+def tuples_differ(x: Any, y: Any, size: int, rel_tol: float, abs_tol: float, index=None) -> bool:
+    """True when ``x`` and ``y`` are both ``size``-tuples (or lists) of numbers that differ beyond the tolerance
+    (at ``index`` only, when given); False for anything else, which the type check reports instead."""
+    if not (isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)) and len(x) == len(y) == size):
+        return False
+    pairs = [(x[index], y[index])] if index is not None else zip(x, y)
+    return any(not math.isclose(float(p), float(q), rel_tol=rel_tol, abs_tol=abs_tol) for p, q in pairs)
+
 
 def fresh(args: Sequence[Any]) -> tuple:
     """Deep copies of the inputs (tensors cloned), so no call can change what another sees."""

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .check import Draw, Exercise, Property, Verdict, Wrong, check
+from .check import Draw, Exercise, Property, Verdict, Wrong, check, tuples_differ
 
 __all__ = ["check_paired_differences", "check_bootstrap_interval"]
 
@@ -35,10 +35,9 @@ def _pairs(call, args):
     for _ in range(5):
         other = (base.double().mean() + d.double().std() * torch.randn(len(base), generator=g, dtype=torch.float64)).to(base.dtype)
         y = call(other + d, other)
-        if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)) and len(x) == len(y) == 2:
-            if any(not math.isclose(float(p), float(q), rel_tol=1e-3, abs_tol=1e-5) for p, q in zip(x, y)):
-                return ("(mean, sd) depend only on the differences variant[s] − base[s], seed s with seed s: other scores "
-                        "with the same differences (other seed effects, shared by both) change yours")
+        if tuples_differ(x, y, 2, 1e-3, 1e-5):
+            return ("(mean, sd) depend only on the differences variant[s] − base[s], seed s with seed s: other scores "
+                    "with the same differences (other seed effects, shared by both) change yours")
     return None
 
 

@@ -141,8 +141,9 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
         ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=7, zorder=4)
         if kind and i in sizes:
             h, w = sizes[i]
-            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=7,
-                    color=colours[kind], fontweight="bold")
+            # above every box (zorder 5) on a white ground: the next row's boxes would cut the label
+            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=7, zorder=5,
+                    color=colours[kind], fontweight="bold", bbox=dict(fc="white", ec="none", pad=0.3, alpha=0.9))
     ax.set_xlim(-0.7, len(layers) - 0.3)
     ax.set_ylim(bottom + 0.7, 0.3)
     ax.set_yticks(range(1, bottom + 1), [f"P{k}/{2 ** k}" for k in range(1, bottom)] + ["head"])

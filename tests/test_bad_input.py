@@ -42,7 +42,7 @@ CASES = [
     ("train --data {t}/valid/data.yaml --out {t}/other-start --quick", "{t}/other-start holds runs made with other settings for start (see {t}/other-start/settings.json): use another --out"),
     ("train --seeds -1", "argument --seeds: must be at least 0, got -1"),
     ("train --epochs 0", "argument --epochs: must be at least 1, got 0"),
-    ("ablate --seeds -1", "argument --seeds: must be at least 0, got -1"),
+    ("ablate --tasks nosuch", "--tasks nosuch: choose from retrieval, recall, helmet"),
     ("ablate --jobs 0", "argument --jobs: must be at least 1, got 0"),
     ("ablate --out {t}/a-file", "--out {t}/a-file: is a file, not a folder"),
     ("ablate --tasks helmet --data {t}/corrupt/data.yaml --out {t}/out", "{t}/corrupt/data.yaml: YAML syntax error in '{t}/corrupt/data.yaml': while parsing a flow sequence"),

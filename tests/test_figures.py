@@ -68,8 +68,8 @@ def test_the_experiments_figures_fit_the_page(tmp_path):
     from fla.experiments.training import plot_curves, plot_paired, read_comparisons
     from fla.experiments.training.shipped import shipped_folder as shipped
 
-    rows, _ = ablation.shipped()
-    check_fits(ablation.plot(rows), "04 ablation")
+    rows, s = ablation.shipped()
+    check_fits(ablation.plot(rows, presets={t: ablation.Preset.from_json(s[t]) for t in ablation.TASKS if t in s}), "04 ablation")
     from fla.experiments import kernelfit
 
     fits, _ = kernelfit.shipped()

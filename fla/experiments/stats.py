@@ -304,3 +304,9 @@ def holm(ps) -> list[float]:
         running = max(running, min(1.0, (m - rank) * ps[i]))
         adjusted[i] = running
     return adjusted
+
+
+def median(xs) -> float:
+    """The median of the numbers in ``xs`` that are not NaN; NaN when none is."""
+    xs = [x for x in xs if not (isinstance(x, float) and math.isnan(x))]
+    return statistics.median(xs) if xs else math.nan

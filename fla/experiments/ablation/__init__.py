@@ -9,12 +9,15 @@ capacity binds; retrieval among keys of one distribution, where a query's leaked
 ``runs`` tunes each mixer's learning rate on separate seeds and sweeps the seeds into ``OUT/ablation.csv``
 (resumable), ``report`` pairs the seeds (``fla.experiments.stats``), ``probes`` reads the trained attention.
 """
+from ..stats import median
 from ..sweep import SettingsClash
-from .mixers import BASE, K_DEFAULT, P_DEFAULT, VARIANTS, Mixer, MixerNet, NoMixing, Training, mixer_args, token_mixer, train_run
-from .report import (CONTRASTS, PAPER_DEIT_T, contrast_table, contrasts, dilution_table, docs_tables, markdown, median,
-                     mixer_of, plot, reported, summary, summary_table, tuning_table, write_docs_tables)
-from .runs import (COLUMNS, EVAL_NS, KEY, PRESETS, SHIPPED, TASKS, Preset, choose_lr, find_data, lr_step, make_task, plan,
-                   read_rows, run_ablation, shipped, sweep, train_one, tuned_lrs)
+from .mixers import (BASE, K_DEFAULT, P_DEFAULT, VARIANTS, Mixer, MixerNet, NoMixing, Training, mixer_args, mixer_of,
+                     token_mixer, train_run)
+from .report import (CONTRASTS, PAPER_DEIT_T, contrast_table, contrasts, dilution_table, docs_tables, markdown, plot,
+                     reported, summary, summary_table, tuning_table, write_docs_tables)
+from .runs import (COLUMNS, EVAL_NS, KEY, PRESETS, SHIPPED, TASKS, Preset, find_data, make_task, plan, read_rows,
+                   run_ablation, shipped, sweep, train_one)
+from .tuning import choose_lr, lr_step, tuned_lrs
 
 __all__ = ["VARIANTS", "P_DEFAULT", "K_DEFAULT", "BASE", "Mixer", "Training", "NoMixing", "mixer_args", "token_mixer",
            "MixerNet", "train_run", "TASKS", "Preset", "PRESETS", "COLUMNS", "KEY", "EVAL_NS", "make_task", "train_one",

@@ -230,3 +230,8 @@ def _train(task, mixer: Mixer, seed: int, training: Training, lr: float, device)
            "params": sum(p.numel() for p in model.parameters()), "train_s": train_s}
     row["cpu_s"] = time.process_time() - cpu0
     return row, model
+
+
+def mixer_of(row: dict) -> Mixer:
+    """The mixer a result row was trained with."""
+    return Mixer(row["variant"], float(row["p"]), int(row["kernel_size"]), row.get("focus_over") or "channels")

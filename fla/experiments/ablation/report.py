@@ -8,8 +8,9 @@ import statistics
 
 from ...figures import PAGE_WIDTH
 from ...files import markdown_table
-from ..stats import group_by, holm, paired_resampled
-from .mixers import BASE, Mixer
+from ..stats import group_by, holm, median, paired_resampled
+from .mixers import BASE, Mixer, mixer_of
+from .tuning import tuned_lrs
 
 __all__ = ["PAPER_DEIT_T", "CONTRASTS", "mixer_of", "median", "reported", "summary", "summary_table", "contrasts",
            "contrast_table", "dilution_table", "tuning_table", "markdown", "docs_tables", "write_docs_tables", "BEGIN", "END",
@@ -34,15 +35,6 @@ CONTRASTS = (
 )
 #: the probe columns compared for the focusing contrasts: the paper's mechanism, read off the trained models
 READOUT = ("mass", "entropy")
-
-
-def mixer_of(row: dict) -> Mixer:
-    return Mixer(row["variant"], float(row["p"]), int(row["kernel_size"]), row.get("focus_over") or "channels")
-
-
-def median(xs) -> float:
-    xs = [x for x in xs if not (isinstance(x, float) and math.isnan(x))]
-    return statistics.median(xs) if xs else math.nan
 
 
 def _mean(xs) -> float:
@@ -168,8 +160,6 @@ def dilution_table(rows: list[dict], presets: dict) -> str:
 def tuning_table(rows: list[dict], presets: dict) -> str:
     """Markdown: per task × mixer, the median over the tuning seeds at each learning rate tried (the chosen one in
     bold) and whether it lies strictly inside the grid."""
-    from .runs import tuned_lrs
-
     lines, lrs = [], set()
     for task, p in presets.items():
         for mixer, t in tuned_lrs(rows, p).items():
@@ -231,7 +221,7 @@ def _legend(ax):
         ax.legend(fontsize=7)
 
 
-def plot(rows: list[dict], path=None, presets: dict | None = None):
+def plot(rows: list[dict], path=None, *, presets: dict):
     """Three panels: retrieval accuracy over N, its row entropy over N, and each task's mixers (mean, median ×)."""
     import matplotlib
 
@@ -239,10 +229,6 @@ def plot(rows: list[dict], path=None, presets: dict | None = None):
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    if presets is None:
-        from .runs import PRESETS
-
-        presets = PRESETS["full"] if any(r["steps"] >= 100 for r in rows) else PRESETS["quick"]
     stats = sorted(summary(rows, presets), key=_order)
     fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 6.6))  # two by two: legible at the page's width
     axes = axes.ravel()

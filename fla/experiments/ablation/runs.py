@@ -28,11 +28,12 @@ from ...results import HERE as RESULTS
 from ...runtime import pick_device
 from ..sweep import Sweep
 from . import report
-from .mixers import BASE, Mixer, MixerNet, Training, train_run
+from .tuning import tuned_lrs
+from .mixers import BASE, Mixer, MixerNet, Training, mixer_of, train_run
 from .tasks import TASK_TYPES, HelmetTask
 
 __all__ = ["TASKS", "Preset", "PRESETS", "COLUMNS", "KEY", "EVAL_NS", "SHIPPED", "make_task", "train_one",
-           "find_data", "run_ablation", "sweep", "read_rows", "choose_lr", "lr_step", "tuned_lrs", "plan", "shipped"]
+           "find_data", "run_ablation", "sweep", "read_rows", "plan", "shipped"]
 
 TASKS = ("retrieval", "recall", "helmet")
 #: the retrieval task's scored sizes: every retrieval model is also scored on N = side² tokens for these sides
@@ -238,53 +239,6 @@ def plan(presets: dict, tasks=TASKS) -> list[tuple[str, str, Mixer]]:
     return [(t, presets[t].setting, m) for t in tasks for m in presets[t].mixers + presets[t].reference]
 
 
-def lr_step(lr: float, up: bool) -> float:
-    """The next rate of the 1-3-10 grid above (``up``) or below ``lr``: 1e-2 -> 3e-2 -> 1e-1, 3e-3 <- 1e-2."""
-    e = math.floor(math.log10(lr) + 1e-9)
-    m = round(lr / 10 ** e)
-    if up:
-        return float(f"{3 if m < 3 else 1}e{e if m < 3 else e + 1}")
-    return float(f"{1 if m > 1 else 3}e{e if m > 1 else e - 1}")
-
-
-def choose_lr(medians: dict[float, float]) -> tuple[float, float | None]:
-    """(the rate with the best median, the rate to try next or None): a best rate on an edge of the grid asks
-    for one step past that edge; a tie goes to the smaller rate."""
-    grid = sorted(medians)
-    best = max(grid, key=lambda lr: (medians[lr], -lr))
-    if len(grid) > 1 and best == grid[-1]:
-        return best, lr_step(best, up=True)
-    if len(grid) > 1 and best == grid[0]:
-        return best, lr_step(best, up=False)
-    return best, None
-
-
-def tuned_lrs(rows: list[dict], preset: Preset) -> dict[Mixer, dict]:
-    """Per mixer of ``preset``: {"lr": chosen, "grid": rates tried, "medians": rate -> median over the tuning
-    runs, "next": the rate still to try or None (also once ``max_extend`` rates were added), "inside": whether the chosen rate is strictly inside the grid}.
-    With ``shared_lr`` every mixer gets the entry of the ``tune_mixers``' runs pooled."""
-    setting = preset.setting
-    groups = [(m,) for m in preset.tuned] if not preset.shared_lr else [preset.tune_mixers]
-    out = {}
-    for group in groups:
-        by_lr: dict[float, list[float]] = {}
-        for r in rows:
-            if (r["task"], r["setting"], r["steps"]) == (preset.task, setting, preset.training.steps) \
-                    and report.mixer_of(r) in group and r["seed"] in preset.tune_seeds:
-                by_lr.setdefault(r["lr"], []).append(r["value"])
-        full = {lr: report.median(v) for lr, v in by_lr.items() if len(v) == len(preset.tune_seeds) * len(group)}
-        if not full:
-            continue
-        best, nxt = choose_lr(full)
-        grid = sorted(full)
-        if len(set(grid) - set(preset.lrs)) >= preset.max_extend:  # the grid has grown as far as it may
-            nxt = None
-        entry = {"lr": best, "grid": grid, "medians": full, "next": nxt, "inside": grid[0] < best < grid[-1]}
-        for m in (group if not preset.shared_lr else preset.mixers):
-            out[m] = entry
-    return out
-
-
 def run_ablation(out, tasks=TASKS, *, quick: bool = False, data=None, device=None, jobs: int | None = None,
                  presets: dict | None = None, progress: bool = True, log=print) -> list[dict]:
     """Every run of ``tasks`` under ``presets`` (default ``PRESETS["quick" if quick else "full"]``) not yet in
@@ -321,7 +275,7 @@ def run_ablation(out, tasks=TASKS, *, quick: bool = False, data=None, device=Non
         return key, (p.task, p.task_args, data if p.task == "helmet" else None, mixer, seed, lr, training, device.type)
 
     def describe(row):
-        return (f"{row['task']} {report.mixer_of(row).label} lr {row['lr']:g} s{row['seed']} {row['steps']} steps:"
+        return (f"{row['task']} {mixer_of(row).label} lr {row['lr']:g} s{row['seed']} {row['steps']} steps:"
                 f" {row['metric']} {row['value']:.3f}")
 
     def go(todo, what):
@@ -353,5 +307,5 @@ def run_ablation(out, tasks=TASKS, *, quick: bool = False, data=None, device=Non
             todo += mine_todo
     finally:
         if ran and runs.rows:
-            report.plot(runs.rows, out / "ablation.png")
+            report.plot(runs.rows, out / "ablation.png", presets=presets)
     return runs.select(key for key, _ in todo)

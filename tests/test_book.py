@@ -121,6 +121,7 @@ def colab_url(notebook: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
+@pytest.mark.needs_data  # the pages it builds include 06, which reads the helmet photos
 def test_book_pages_show_legible_figures_buttons_and_static_sliders(book, tmp_path):
     chromium = _chromium()
     if chromium is None:

@@ -122,7 +122,7 @@ def test_header_times_are_the_readmes(path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("path", test_notebooks.NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [test_notebooks._with_data_marks(p) for p in test_notebooks.NOTEBOOKS])  # 06 needs data
 def test_prose_numbers_are_printed_beside_them(path, request):
     if path.stem not in test_notebooks.QUICK_RUNS:  # not executed yet in this session
         test_notebooks.test_notebook_executes_in_quick_mode(path, request.getfixturevalue("kernel_env"))

@@ -44,10 +44,11 @@ from .. import functional as Fn
 from .. import kernels
 from ..files import markdown_table, read_csv
 from ..runtime import torch_threads
+from .stats import holm
 from .sweep import Sweep
 
 __all__ = ["PRESETS", "COLUMNS", "KEY", "SEEDS", "TUNE_SEEDS", "LRS", "ARMS", "targets", "fit", "run_kernelfit",
-           "read_rows", "best_lrs", "paired_interval", "holm", "contrasts", "table", "markdown", "plot", "SHIPPED",
+           "read_rows", "best_lrs", "paired_interval", "contrasts", "table", "markdown", "plot", "SHIPPED",
            "shipped"]
 
 #: (kernel, p) of every arm: ReLU, then the focused kernel at each p (p = 1: the control)
@@ -259,7 +260,7 @@ def shipped(folder=None) -> tuple[list[dict], dict]:
     return read_rows(folder), json.loads(prov.read_text()) if prov.is_file() else {}
 
 
-# --- the statistics (one place: swap these two for fla.experiments.stats' helpers) -----------------------
+# --- the statistics (the median's interval here; Holm's correction is fla.experiments.stats') -----------
 
 
 def paired_interval(diffs, level: float = 0.95, seed: int = 0) -> dict:
@@ -278,16 +279,6 @@ def paired_interval(diffs, level: float = 0.95, seed: int = 0) -> dict:
     perm = stats.permutation_test((x,), np.mean, permutation_type="samples", n_resamples=9999, rng=rng)
     return {"n": len(x), "median": float(np.median(x)), "mean": float(x.mean()),
             "lo": float(ci.confidence_interval.low), "hi": float(ci.confidence_interval.high), "p_value": float(perm.pvalue)}
-
-
-def holm(ps) -> list[float]:
-    """Holm's step-down adjusted p values (family-wise error), in the order given."""
-    ps = np.asarray(ps, dtype=float)
-    order = np.argsort(ps)
-    adjusted = np.minimum(1.0, np.maximum.accumulate(ps[order] * (len(ps) - np.arange(len(ps)))))
-    out = np.empty_like(ps)
-    out[order] = adjusted
-    return out.tolist()
 
 
 # --- the report -------------------------------------------------------------------------------------

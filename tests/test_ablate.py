@@ -422,8 +422,7 @@ def test_rerun_skips_done_rows(quick_run):
     assert (out / "ablation.csv").read_text() == before
 
 
-@pytest.mark.slow
-@pytest.mark.needs_data(optional=True)
+@pytest.mark.slow  # not needs_data: it compares recall rows only, which the data's presence does not change
 def test_second_run_in_other_workers_gives_identical_numbers(quick_run, tmp_path):
     """Same seeds, other process layout (two workers, not this process): the same numbers."""
     out, _, _, _ = quick_run

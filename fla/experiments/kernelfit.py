@@ -52,8 +52,8 @@ from .stats import holm
 from .sweep import Sweep
 
 __all__ = ["PRESETS", "COLUMNS", "KEY", "SEEDS", "TUNE_SEEDS", "LRS", "MAX_EXTEND", "ARMS", "targets", "fit",
-           "run_kernelfit", "read_rows", "tuning", "best_lrs", "reported", "paired_interval", "contrasts", "table", "markdown", "plot", "SHIPPED",
-           "shipped"]
+           "run_kernelfit", "read_rows", "tuning", "best_lrs", "reported", "paired_interval", "contrasts", "table",
+           "markdown", "plot", "SHIPPED", "shipped"]
 
 #: (kernel, p) of every arm: ReLU, then the focused kernel at each p (p = 1: the control)
 ARMS = (("relu", 1.0), ("focused", 1.0), ("focused", 2.0), ("focused", 3.0), ("focused", 5.0), ("focused", 8.0))
@@ -71,10 +71,11 @@ SHIPPED = Path(__file__).resolve().parents[1] / "results" / "kernelfit"
 #: ``lrs``: the grid every arm starts from, ``max_extend``: how many rates it may grow by.
 PRESETS = {
     "full": {"ds": [16, 64], "betas": [1.0, 4.0, 16.0, 64.0, 128.0], "arms": [list(a) for a in ARMS],
-             "lrs": list(LRS), "max_extend": MAX_EXTEND, "head": 16, "keys": 128, "groups": 2, "queries": 32, "test_groups": 8,
-             "test_queries": 32, "steps": 250},
+             "lrs": list(LRS), "max_extend": MAX_EXTEND, "head": 16, "keys": 128, "groups": 2, "queries": 32,
+             "test_groups": 8, "test_queries": 32, "steps": 250},
     "quick": {"ds": [16], "betas": [1.0, 64.0], "arms": [["relu", 1.0], ["focused", 3.0]], "lrs": list(LRS),
-              "max_extend": MAX_EXTEND, "head": 16, "keys": 128, "groups": 2, "queries": 16, "test_groups": 2, "test_queries": 16, "steps": 40},
+              "max_extend": MAX_EXTEND, "head": 16, "keys": 128, "groups": 2, "queries": 16, "test_groups": 2,
+              "test_queries": 16, "steps": 40},
 }
 
 COLUMNS = {"d": int, "beta": float, "kernel": str, "p": float, "lr": float, "seed": int, "steps": int,
@@ -513,6 +514,10 @@ def main(argv=None) -> int:
     import sys
     import threading
 
+    def sizes(preset, seeds):  # what a preset runs, for the help
+        return (f"d ∈ {{{', '.join(map(str, preset['ds']))}}}, β ∈ {{{', '.join(f'{b:g}' for b in preset['betas'])}}}, "
+                f"{', '.join(_label(k, p) for k, p in preset['arms'])}, {len(seeds)} seeds, {preset['steps']} steps")
+
     rule = (f"Each arm's learning rate: the lowest median held-out KL over the tuning seeds {TUNE_SEEDS[0]}–{TUNE_SEEDS[-1]}"
             f" among {', '.join(f'{lr:g}' for lr in LRS)}; while it sits on an edge, the grid grows one rate past it,"
             f" at most {MAX_EXTEND} rates. The report (kernelfit.md) gives each arm's grid and whether its rate is inside.")
@@ -520,11 +525,7 @@ def main(argv=None) -> int:
                                      epilog=rule)
     parser.add_argument("out", help="the run folder: kernelfit.csv (resumable: finished fits are skipped), kernelfit.md, "
                         "kernelfit.png, provenance.json")
-    def sizes(preset, seeds):  # what a preset runs, for the help
-        return (f"d ∈ {{{', '.join(map(str, preset['ds']))}}}, β ∈ {{{', '.join(f'{b:g}' for b in preset['betas'])}}}, "
-                f"{', '.join(_label(k, p) for k, p in preset['arms'])}, {len(seeds)} seeds, {preset['steps']} steps")
-
-    parser.add_argument("--quick", action="store_true", help=f"{sizes(PRESETS['quick'], QUICK_SEEDS)}: a few CPU-seconds"
+    parser.add_argument("--quick", action="store_true", help=f"{sizes(PRESETS['quick'], QUICK_SEEDS)}: under 10 CPU-seconds"
                         f" (default: the full run, {sizes(PRESETS['full'], SEEDS)})")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args(argv)

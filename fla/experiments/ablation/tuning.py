@@ -12,9 +12,10 @@ __all__ = ["lr_step", "choose_lr", "tuned_lrs"]
 
 
 def tuned_lrs(rows: list[dict], preset) -> dict[Mixer, dict]:
-    """Per mixer of ``preset`` (a ``runs.Preset``): {"lr": chosen, "grid": rates tried, "medians": rate -> median over the tuning
-    runs, "next": the rate still to try or None (also once ``max_extend`` rates were added), "inside": whether the chosen rate is strictly inside the grid, "limit": whether it sits on an edge the grid may not grow past}
-    (``fla.experiments.lr_grid.bracket``, the rule the kernel fit shares).
+    """Per mixer of ``preset`` (a ``runs.Preset``): {"lr": chosen, "grid": rates tried, "medians": rate -> median over
+    the tuning runs, "next": the rate still to try or None (also once ``max_extend`` rates were added), "inside":
+    whether the chosen rate is strictly inside the grid, "limit": whether it sits on an edge the grid may not grow
+    past} (``fla.experiments.lr_grid.bracket``, the rule the kernel fit shares).
     With ``shared_lr`` every mixer gets the entry of the ``tune_mixers``' runs pooled."""
     setting = preset.setting
     groups = [(m,) for m in preset.tuned] if not preset.shared_lr else [preset.tune_mixers]

@@ -318,8 +318,13 @@ def test_presets_are_typed_and_an_unknown_key_is_an_error():
         A.train_run(RecallTask(pairs=4, queries=4, keys=16, values=16, test_size=8), A.BASE["linear"], 0,
                     A.Training(dim=16, heads=2, depth=1, steps=1, batch=2), 1e-3, devcie="cpu")
     for p in A.PRESETS["full"].values():  # paired seeds, three tuning seeds in no mean, a 2x-steps check per task
-        assert len(p.seeds) >= (10 if p.task != "helmet" else 3) and len(p.tune_seeds) >= 3 and p.long_seeds
-        assert not set(p.tune_seeds) & set(p.seeds)
+        assert len(p.seeds) >= (20 if p.task != "helmet" else 10) and len(p.tune_seeds) >= 3
+        assert len(p.long_seeds) >= (6 if p.task != "helmet" else 3) and not set(p.tune_seeds) & set(p.seeds)
+    helmet = A.PRESETS["full"]["helmet"]  # the attention-free control and both DWC contrasts run there
+    assert {A.BASE[v] for v in ("none", "linear", "linear+focus", "linear+dwc", "fla")} <= set(helmet.mixers)
+    assert A.BASE["softmax"] not in helmet.mixers + helmet.reference, "no FLA − softmax row: only the linear arms have positions"
+    chance = 1 / A.PRESETS["full"]["retrieval"].task_args["values"]
+    assert A.PRESETS["full"]["retrieval"].failure == pytest.approx(chance + 0.05), "failure: did not leave chance"
 
 
 def test_same_seed_same_numbers_on_the_cpu():

@@ -133,15 +133,16 @@ PRESETS = {
                             long_mixers=(_LINEAR, _FOCUS), long_seeds=tuple(range(6))),
         # MQAR: 16 pairs in d = 16 channels per head, state capacity binds; shuffled cells, so no DWC here
         "recall": Preset("recall", _RECALL, (_LINEAR, _FOCUS), Training(dim=32, heads=2, depth=1, steps=400, batch=32),
-                         lrs=(3e-3, 1e-2, 3e-2), seeds=tuple(range(10)), failure=0.5, max_extend=1,
+                         lrs=(3e-3, 1e-2, 3e-2), seeds=tuple(range(40)), failure=0.5, max_extend=1,
                          reference=(BASE["softmax"],), reference_seeds=(0, 1), reference_lr=1e-2,
-                         long_mixers=(_LINEAR, _FOCUS), long_seeds=(0, 1)),
+                         long_mixers=(_LINEAR, _FOCUS), long_seeds=tuple(range(6))),
         # the photos: locality. "none" mixes no tokens (the attention-free control); no softmax (it has no
-        # positional encoding, the linear mixers have one). One rate for all, tuned on linear and fla pooled.
+        # positional encoding, the linear mixers have one). One rate for all, tuned on linear and fla pooled;
+        # failure: within 0.01 of the all-background floor (0.316 mIoU)
         "helmet": Preset("helmet", {"grid": 20, "patch": 8}, (BASE["none"], *_FIVE),
-                         Training(dim=32, heads=2, depth=2, steps=200, batch=8), lrs=(1e-3, 3e-3, 1e-2),
-                         seeds=(0, 1, 2), failure=0.326, max_extend=1, shared_lr=True,
-                         tune_mixers=(_LINEAR, BASE["fla"]), long_mixers=(_LINEAR, BASE["linear+dwc"]), long_seeds=(0, 1)),
+                         Training(dim=32, heads=2, depth=2, steps=400, batch=8), lrs=(1e-3, 3e-3, 1e-2),
+                         seeds=tuple(range(20)), failure=0.326, max_extend=1, shared_lr=True,
+                         tune_mixers=(_LINEAR, BASE["fla"]), long_mixers=(_LINEAR, _FOCUS), long_seeds=tuple(range(6))),
     },
     "quick": {
         "retrieval": Preset("retrieval", {"grid": (8, 8), "queries": 8, "values": 4, "key_dim": 16, "test_size": 32,
@@ -153,7 +154,7 @@ PRESETS = {
                          Training(dim=32, heads=2, depth=1, steps=30, batch=16),
                          lrs=(1e-2, 3e-2), seeds=(0, 1), failure=0.5, tune_seeds=(100,), max_extend=1,
                          long_mixers=(_LINEAR,), long_seeds=(0,)),
-        "helmet": Preset("helmet", {"grid": 20, "patch": 8}, (BASE["none"], _LINEAR),
+        "helmet": Preset("helmet", {"grid": 20, "patch": 8}, (BASE["none"], _LINEAR, BASE["linear+dwc"]),
                          Training(dim=32, heads=2, depth=2, steps=10, batch=4), lrs=(3e-3,), seeds=(0,), failure=0.326,
                          tune_seeds=(100,), max_extend=0),
     },

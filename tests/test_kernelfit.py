@@ -224,8 +224,6 @@ def test_docs_hold_the_shipped_runs_tables():
     assert prov["commit"] and re.search(prov["commit"], doc)
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped run predates the grid's growth past a winning edge (22 of 60 "
-                                       "rates on an edge): remove this mark when its rerun ships")
 def test_every_shipped_rate_lies_inside_its_grid_or_at_the_stated_limit():
     if not (K.SHIPPED / "kernelfit.csv").is_file():
         pytest.skip("no shipped kernel fit")

@@ -52,7 +52,7 @@ def test_quick_mode_is_tiny_whatever_was_asked():
     for hw in (CPU2, T4):
         for experiment in ("mini", "full"):
             p = plan_for(hw, experiment, quick=True)
-            assert (p.epochs, p.imgsz, p.runs) == (1, 160, [("base", 0), ("c2f_fla", 0)])
+            assert (p.epochs, p.imgsz, len(p.runs)) == (1, 160, 4)
 
 
 def test_cost_scales_with_pixels():

@@ -16,12 +16,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 
+# --no-compile: pip would byte-compile all ~13,500 installed modules (about 30 CPU s, one core); Python compiles the
+# ~4,000 the course and the tests import (about 10 s) as it first imports them.
 $(VENV)/.lab: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install $(PIN) -e '.[notebooks]'
+	$(BIN)/python -m pip install --no-compile $(PIN) -e '.[notebooks]'
 	touch $@
 
 $(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install $(PIN) -e '.[notebooks,test,book]'  # book: tests/test_book.py builds two pages
+	$(BIN)/python -m pip install --no-compile $(PIN) -e '.[notebooks,test,book]'  # book: tests/test_book.py builds two pages
 	touch $@
 
 constraints: $(VENV)/.test

@@ -318,8 +318,13 @@ def test_presets_are_typed_and_an_unknown_key_is_an_error():
         A.train_run(RecallTask(pairs=4, queries=4, keys=16, values=16, test_size=8), A.BASE["linear"], 0,
                     A.Training(dim=16, heads=2, depth=1, steps=1, batch=2), 1e-3, devcie="cpu")
     for p in A.PRESETS["full"].values():  # paired seeds, three tuning seeds in no mean, a 2x-steps check per task
-        assert len(p.seeds) >= (10 if p.task != "helmet" else 3) and len(p.tune_seeds) >= 3 and p.long_seeds
-        assert not set(p.tune_seeds) & set(p.seeds)
+        assert len(p.seeds) >= (20 if p.task != "helmet" else 10) and len(p.tune_seeds) >= 3
+        assert len(p.long_seeds) >= (6 if p.task != "helmet" else 3) and not set(p.tune_seeds) & set(p.seeds)
+    helmet = A.PRESETS["full"]["helmet"]  # the attention-free control and both DWC contrasts run there
+    assert {A.BASE[v] for v in ("none", "linear", "linear+focus", "linear+dwc", "fla")} <= set(helmet.mixers)
+    assert A.BASE["softmax"] not in helmet.mixers + helmet.reference, "no FLA − softmax row: only the linear arms have positions"
+    chance = 1 / A.PRESETS["full"]["retrieval"].task_args["values"]
+    assert A.PRESETS["full"]["retrieval"].failure == pytest.approx(chance + 0.05), "failure: did not leave chance"
 
 
 def test_same_seed_same_numbers_on_the_cpu():
@@ -422,8 +427,7 @@ def test_rerun_skips_done_rows(quick_run):
     assert (out / "ablation.csv").read_text() == before
 
 
-@pytest.mark.slow
-@pytest.mark.needs_data(optional=True)
+@pytest.mark.slow  # not needs_data: it compares recall rows only, which the data's presence does not change
 def test_second_run_in_other_workers_gives_identical_numbers(quick_run, tmp_path):
     """Same seeds, other process layout (two workers, not this process): the same numbers."""
     out, _, _, _ = quick_run
@@ -497,3 +501,32 @@ def test_paired_statistics_on_known_answers():
     assert shifted["p"] < 0.01 and shifted["low"] > 0.3
     assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert holm([0.2, 0.01]) == pytest.approx([0.2, 0.02])
+
+
+def test_dwc_and_the_attention_free_control_are_contrasts_and_the_readout_only_where_there_is_one():
+    """The helmet preset's five mixers give both DWC contrasts and the control's; a mixer without attention weights
+    (mass NaN) gives no readout row; the focusing contrast gives one where the weights exist."""
+    five = tuple(A.BASE[v] for v in ("none", "linear", "linear+focus", "linear+dwc", "fla"))
+    presets = {"recall": _preset(mixers=five, seeds=tuple(range(6)))}
+    gain = {"none": 0.0, "linear": 0.1, "linear+focus": 0.1, "linear+dwc": 0.3, "fla": 0.3}
+    rows = [_row("recall", m, s, 0.4 + gain[m.variant] + 0.01 * s, mass=math.nan, entropy=math.nan) for m in five
+            for s in range(6)]
+    cs = {(c["what"], c["column"]): c for c in A.contrasts(rows, presets)}
+    assert {"DWC", "focusing, on top of DWC", "DWC, on top of focusing", "linear attention − no mixing",
+            "FLA − no mixing", "focusing (p = 1 → 3)"} == {w for w, _ in cs}
+    assert {col for _, col in cs} == {"value"}, "no attention weights, no readout"
+    assert cs[("DWC", "value")]["diff"] == pytest.approx(0.2) and cs[("FLA − no mixing", "value")]["diff"] == pytest.approx(0.3)
+    assert cs[("focusing, on top of DWC", "value")]["diff"] == pytest.approx(0.0)
+    rows = [{**r, "mass": 0.5, "entropy": 1.0} for r in rows]
+    assert {col for (w, col) in ((c["what"], c["column"]) for c in A.contrasts(rows, presets))
+            if w.startswith("focusing")} == {"value", "mass", "entropy"}
+
+
+def test_the_dilution_table_shows_only_the_n_its_models_were_scored_at():
+    presets = {"retrieval": A.PRESETS["quick"]["retrieval"]}
+    rows = [{**_row("retrieval", m, s, 0.5), "setting": "N=64", "acc_64": 0.5, "mass_64": 0.1, "entropy_64": 3.0,
+             "acc_256": 0.3, "mass_256": 0.02, "entropy_256": 4.5, "acc_1024": math.nan, "mass_1024": math.nan,
+             "entropy_1024": math.nan} for m in (A.BASE["linear"], A.BASE["linear+focus"]) for s in (0, 1)]
+    rows = [{**r, "steps": presets["retrieval"].training.steps} for r in rows]
+    table = A.dilution_table(rows, presets)
+    assert "N = 64: accuracy" in table and "N = 256: accuracy" in table and "N = 1024" not in table

@@ -77,14 +77,70 @@ def test_training_lowers_the_held_out_kl():
 
 
 def test_quick_run_is_fast_resumable_and_reports(tmp_path, monkeypatch):
-    t0 = time.perf_counter()
-    rows = K.run_kernelfit(tmp_path, quick=True, log=lambda m: None)
+    t0, said = time.perf_counter(), []
+    rows = K.run_kernelfit(tmp_path, quick=True, log=said.append)
     assert time.perf_counter() - t0 < 30  # ≤ 10 s alone; generous on a shared CI machine
     assert len(rows) == len(K.QUICK_SEEDS) * 2 * 2  # seeds × β × arms
-    assert (tmp_path / "kernelfit.md").read_text().startswith("## d = 16")
+    md = (tmp_path / "kernelfit.md").read_text()
+    assert md.startswith("## d = 16")
+    # every chosen rate lies strictly inside the grid it was chosen from, or the limit is reported
+    tuned = K.tuning(K.read_rows(tmp_path))
+    assert len(tuned) == 4 and {len(t["grid"]) for t in tuned.values()} >= {4}, "the quick grid grew past an edge"
+    for (d, beta, kernel, p), t in tuned.items():
+        assert t["inside"] or (t["limit"] and any(f"β = {beta:g}, {K._label(kernel, p)}:" in m for m in said)), t
+        line = f"| {d} | {beta:g} | {K._label(kernel, p)} | {', '.join(f'{lr:g}' for lr in t['grid'])} | {t['lr']:g} |"
+        assert line + (" yes |" if t["inside"] else " no (limit) |") in md
+        assert {r["lr"] for r in rows if (r["d"], r["beta"], r["kernel"], r["p"]) == (d, beta, kernel, p)} == {t["lr"]}
     monkeypatch.setattr(K, "fit", lambda *a, **k: pytest.fail("a finished run ran again"))
     again = K.run_kernelfit(tmp_path, quick=True, log=lambda m: None)
     assert again == rows
+
+
+def _scored(score, seeds=K.TUNE_SEEDS):
+    """A stand-in for ``fit`` whose held-out KL is ``score(kernel, p, lr, seed)``."""
+    def fit(d, beta, kernel, p, lr, seeds, **settings):
+        return [{"d": d, "beta": float(beta), "kernel": kernel, "p": float(p), "lr": float(lr), "seed": s,
+                 "steps": settings["steps"], "kl_heldout": score(kernel, p, lr, s), "entropy": 4.0, "top_mass": 0.02,
+                 "target_entropy": 4.0, "target_top_mass": 0.1, "train_kl": 0.0, "cpu_s": 0.0} for s in seeds]
+    return fit
+
+
+def test_the_grid_grows_past_a_winning_edge_until_the_rate_is_inside_or_the_limit(tmp_path, monkeypatch):
+    # a synthetic score table: each arm's KL is lowest at its own rate; ReLU's optimum 1e-1 lies two steps above
+    # the grid (3e-3, 1e-2, 3e-2), f_2's 1e-3 one step below, f_3's 1e-4 three steps below (past the limit of 2)
+    best = {1.0: 1e-1, 2.0: 1e-3, 3.0: 1e-4}
+    outlier = lambda kernel, p, lr, seed: -5.0 if seed == K.TUNE_SEEDS[1] and lr == 1e-2 else 0.0  # noqa: E731
+    score = lambda kernel, p, lr, seed: abs(math.log10(lr / best[p])) + outlier(kernel, p, lr, seed)  # noqa: E731
+    monkeypatch.setattr(K, "fit", _scored(score))
+    preset = {**TINY, "arms": [["relu", 1.0], ["focused", 2.0], ["focused", 3.0]], "betas": [64.0],
+              "lrs": [3e-3, 1e-2, 3e-2], "max_extend": 2}
+    said = []
+    rows = K.run_kernelfit(tmp_path, seeds=(0, 1), preset=preset, log=said.append)
+    tuned = K.tuning(K.read_rows(tmp_path), preset["lrs"], 2)
+    relu, f2, f3 = (tuned[(16, 64.0, *a)] for a in (("relu", 1.0), ("focused", 2.0), ("focused", 3.0)))
+    assert relu["grid"] == [3e-3, 1e-2, 3e-2, 1e-1, 3e-1] and relu["lr"] == 1e-1 and relu["inside"]
+    assert f2["grid"] == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2] and f2["lr"] == 1e-3 and f2["inside"], "one seed's outlier loses"
+    assert f3["grid"] == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2] and f3["lr"] == 3e-4 and f3["limit"] and not f3["inside"]
+    assert sum("f_3: the chosen rate 0.0003 sits on an edge" in m for m in said) == 1  # the limit, said once
+    assert [(r["kernel"], r["p"], r["lr"]) for r in rows][::2] == [("relu", 1.0, 1e-1), ("focused", 2.0, 1e-3),
+                                                                  ("focused", 3.0, 3e-4)]
+    table = K.rates_table(K.read_rows(tmp_path), preset["lrs"], 2)
+    assert "| 16 | 64 | ReLU | 0.003, 0.01, 0.03, 0.1, 0.3 | 0.1 | yes |" in table
+    assert "| 16 | 64 | f_3 | 0.0003, 0.001, 0.003, 0.01, 0.03 | 0.0003 | no (limit) |" in table
+    # the chooser alone, on a loss: the lowest median wins, an edge asks for one step past it, a tie the smaller rate
+    from fla.experiments.lr_grid import bracket, choose_lr
+    assert choose_lr({3e-3: 0.2, 1e-2: 0.1, 3e-2: 0.3}, lower=True) == (1e-2, None)
+    assert choose_lr({3e-3: 0.3, 1e-2: 0.2, 3e-2: 0.1}, lower=True) == (3e-2, 1e-1)
+    assert choose_lr({3e-3: 0.1, 1e-2: 0.1, 3e-2: 0.3}, lower=True) == (3e-3, 1e-3)
+    assert bracket({1e-2: 0.1, 3e-2: 0.2}, [1e-2, 3e-2], 0, lower=True)["limit"], "no growth allowed: the limit"
+
+
+def test_a_resumed_folder_reports_each_arm_at_its_chosen_rate_only():
+    base = {"d": 16, "beta": 4.0, "kernel": "relu", "p": 1.0}
+    rows = [{**base, "lr": lr, "seed": s, "kl_heldout": kl} for lr, kl in ((3e-3, 0.3), (1e-2, 0.1), (3e-2, 0.2))
+            for s in K.TUNE_SEEDS]
+    rows += [{**base, "lr": lr, "seed": 0, "kl_heldout": 1.0} for lr in (3e-3, 1e-2)]  # 3e-3: chosen before the grid grew
+    assert [(r["lr"], r["seed"]) for r in K.reported(rows)] == [(1e-2, 0)]
 
 
 def test_best_lrs_takes_the_lowest_median_on_the_tuning_seeds_only():
@@ -132,7 +188,7 @@ def test_the_report_on_known_rows():
     table = K.table(rows, 16)
     assert re.search(r"\| 64 \| 0.50 \| 0.80 \| 1.000 \| -0.100 \[-0.1\d\d, -0.0\d\d\]\* \|", table), table
     assert "| 1 | 4.80 | 0.01 | 1.000 | +0.000 [+0.000, +0.000] |" in table
-    assert "| 16 | 64 | 0.01 | 0.01 |" in K.rates_table(rows)
+    assert "| 16 | 64 | f_3 | – (not tuned) | 0.01 | – |" in K.rates_table(rows)
     md = K.markdown(rows + [{**rows[0], "seed": K.TUNE_SEEDS[0], "kl_heldout": 99.0}])  # tuning rows left out
     assert "99" not in md and "20 seeds" in md
     fig = K.plot(rows)
@@ -143,18 +199,35 @@ def test_the_report_on_known_rows():
 
 
 def test_the_rates_table_marks_a_rate_at_the_edge_of_the_grid():
-    rows = [{**r, "lr": 0.03} if r["kernel"] == "focused" else r for r in _known_rows()]
-    assert "0.03 (edge)" in K.rates_table(rows, lrs=[0.003, 0.01, 0.03])
-    assert "0.01 (edge)" not in K.rates_table(rows, lrs=[0.003, 0.01, 0.03])
+    rows = [{**r, "seed": s, "lr": lr, "kl_heldout": (lr if r["kernel"] == "relu" else -lr)} for r in _known_rows()
+            if r["seed"] == 0 for s in K.TUNE_SEEDS for lr in (0.003, 0.01, 0.03)]
+    table = K.rates_table(rows, lrs=[0.003, 0.01, 0.03], max_extend=1)
+    assert "| 16 | 64 | ReLU | 0.003, 0.01, 0.03 | 0.003 | no |" in table  # an edge the grid may still grow past
+    assert "| 16 | 64 | f_3 | 0.003, 0.01, 0.03 | 0.03 | no |" in table
+    grown = rows + [{**r, "lr": 0.001} for r in rows if r["lr"] == 0.003 and r["kernel"] == "relu"]
+    grown = [{**r, "kl_heldout": 1.0} if r["lr"] == 0.001 else r for r in grown]
+    assert "| 16 | 64 | ReLU | 0.001, 0.003, 0.01, 0.03 | 0.003 | yes |" in K.rates_table(grown, [0.003, 0.01, 0.03], 1)
+    stuck = [{**r, "kl_heldout": -1.0} if r["lr"] == 0.001 else r for r in grown]
+    assert "| 16 | 64 | ReLU | 0.001, 0.003, 0.01, 0.03 | 0.001 | no (limit) |" in K.rates_table(stuck, [0.003, 0.01, 0.03], 1)
 
 
 def test_docs_hold_the_shipped_runs_tables():
     if not (K.SHIPPED / "kernelfit.csv").is_file():
         pytest.skip("no shipped kernel fit")
-    rows, prov = K.shipped()
-    rows = [r for r in rows if r["seed"] not in K.TUNE_SEEDS]
+    every, prov = K.shipped()
+    rows = K.reported(every)
     doc = (REPO / "docs" / "kernelfit.md").read_text()
     for d in sorted({r["d"] for r in rows}):
         assert K.table(rows, d) in doc, f"docs/kernelfit.md's table for d = {d} is not the shipped rows'"
         assert K.sharpness_table(rows, d) in doc
+    assert K.rates_table(every) in doc, "docs/kernelfit.md's learning-rate table is not the shipped rows'"
     assert prov["commit"] and re.search(prov["commit"], doc)
+
+
+def test_every_shipped_rate_lies_inside_its_grid_or_at_the_stated_limit():
+    if not (K.SHIPPED / "kernelfit.csv").is_file():
+        pytest.skip("no shipped kernel fit")
+    rows, _ = K.shipped()
+    tuned = K.tuning(rows)
+    assert len(tuned) == 60
+    assert {k: t["grid"] for k, t in tuned.items() if not (t["inside"] or t["limit"])} == {}

@@ -145,7 +145,7 @@ def test_an_output_folder_holds_runs_of_one_start(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
+def test_interrupted_sweep_keeps_finished_rows(helmet_copy, tmp_path, monkeypatch):
     real, calls = T.train_detector, []
 
     def stop_on_second(*args, **kwargs):
@@ -156,13 +156,14 @@ def test_interrupted_sweep_keeps_finished_rows(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(T.runs, "train_detector", stop_on_second)
     with pytest.raises(KeyboardInterrupt):
-        T.train_all(["neck_fla"], [0, 1], data, tmp_path, epochs=1, imgsz=96, quick=True)
+        T.train_all(["neck_fla"], [0, 1], helmet_copy, tmp_path, epochs=1, imgsz=96, quick=True)
     assert [(r["variant"], r["seed"]) for r in T.read_results(tmp_path)] == [("neck_fla", 0)]
 
 
 @pytest.fixture(scope="module")
-def seeded_runs(data, tmp_path_factory):
-    """c2f_fla trained with seeds 0, 0, 1 at imgsz 128; records the (H, W) every attention layer saw in eval mode."""
+def seeded_runs(helmet_copy, tmp_path_factory):
+    """c2f_fla trained with seeds 0, 0, 1 at imgsz 128 on the 8-image copy (identity needs no more); records the
+    (H, W) every attention layer saw in eval mode."""
     seen, forward = set(), FocusedLinearAttention.forward
 
     def recording(self, x):
@@ -175,7 +176,7 @@ def seeded_runs(data, tmp_path_factory):
         runs = []
         for k, seed in enumerate([0, 0, 1]):
             out = tmp_path_factory.mktemp(f"seed{k}")
-            row = T.train_detector("c2f_fla", seed, data, out, epochs=1, imgsz=128, quick=True)
+            row = T.train_detector("c2f_fla", seed, helmet_copy, out, epochs=1, imgsz=128, quick=True)
             _, log = read_csv(T.run_dir(out, "c2f_fla", seed, 1, 128) / "results.csv")
             runs.append((row, log))
     finally:

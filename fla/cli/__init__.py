@@ -26,7 +26,7 @@ VERBS = {
     "data": ("fla.cli.data", "get the helmet subset (download, verify or build from a local copy)"),
     "train": ("fla.cli.train", "train the YOLOv8 baseline and FLA variants on the helmet subset"),
     "bench": ("fla.cli.bench", "time and memory of FLA vs the blog's formulation, linear and softmax attention over N"),
-    "ablate": ("fla.cli.ablate", "train small models that differ only in the token mixer: softmax, linear, +focusing, +DWC, FLA"),
+    "ablate": ("fla.cli.ablate", "small models that differ only in the token mixer, paired by seed: focusing (p = 1 → 3) and DWC contrasts"),
     "models": ("fla.cli.models", "one table of every YOLO variant: params, GFLOPs@640, CPU latency (torch, ONNX Runtime)"),
 }
 

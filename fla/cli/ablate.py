@@ -1,4 +1,5 @@
-"""``fla ablate``: train small models that differ only in the token mixer: none, softmax, linear, +focusing, +DWC, FLA."""
+"""``fla ablate``: train small models that differ only in the token mixer and pair them by seed: focusing (p = 1 → 3) on
+retrieval and recall, focusing and DWC on the helmet patches beside an attention-free control; softmax as a reference."""
 from __future__ import annotations
 
 import sys

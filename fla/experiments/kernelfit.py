@@ -25,10 +25,13 @@ the feature vectors towards axes and so separates the dot products). (4) p = 1 m
 noise. (5) The largest p (8) may lose to p = 3 at intermediate β (its rows are too peaked, and its
 gradients harder).
 
-The learning rate, one rule for every arm: each (d, β, arm) runs on ``TUNE_SEEDS`` at every rate of
-``LRS``, and takes the rate with the lowest median held-out KL there; the reported seeds never
-take part. The report marks a chosen rate at the edge of the grid (the grid then does not bracket
-that arm's optimum). The paired statistics (``paired_interval``, ``holm``) sit in one place below.
+The learning rate, one rule for every arm, the ablation's (``fla.experiments.lr_grid``): each (d, β, arm)
+runs on ``TUNE_SEEDS`` at every rate of ``LRS`` and takes the rate with the lowest median held-out KL
+there; while that rate sits on an edge of the arm's grid, the grid grows one step past that edge, at
+most ``MAX_EXTEND`` rates, so that the chosen rate lies strictly inside the grid it was chosen from
+(``tuning``). The reported seeds never take part. The report gives each arm's grid, its chosen rate and
+whether the rate is inside (or the limit stopped the grid). The paired statistics (``paired_interval``,
+``holm``) sit in one place below.
 """
 from __future__ import annotations
 
@@ -44,16 +47,19 @@ from .. import functional as Fn
 from .. import kernels
 from ..files import markdown_table, read_csv
 from ..runtime import torch_threads
+from .lr_grid import bracket
 from .stats import holm
 from .sweep import Sweep
 
-__all__ = ["PRESETS", "COLUMNS", "KEY", "SEEDS", "TUNE_SEEDS", "LRS", "ARMS", "targets", "fit", "run_kernelfit",
-           "read_rows", "best_lrs", "paired_interval", "contrasts", "table", "markdown", "plot", "SHIPPED",
-           "shipped"]
+__all__ = ["PRESETS", "COLUMNS", "KEY", "SEEDS", "TUNE_SEEDS", "LRS", "MAX_EXTEND", "ARMS", "targets", "fit",
+           "run_kernelfit", "read_rows", "tuning", "best_lrs", "reported", "paired_interval", "contrasts", "table",
+           "markdown", "plot", "SHIPPED", "shipped"]
 
 #: (kernel, p) of every arm: ReLU, then the focused kernel at each p (p = 1: the control)
 ARMS = (("relu", 1.0), ("focused", 1.0), ("focused", 2.0), ("focused", 3.0), ("focused", 5.0), ("focused", 8.0))
 LRS = (3e-3, 1e-2, 3e-2)
+#: at most this many rates are added to an arm's grid past a winning edge
+MAX_EXTEND = 2
 SEEDS = tuple(range(20))
 QUICK_SEEDS = (0, 1, 2)
 #: the learning rate is chosen on these seeds; no reported median uses them
@@ -61,13 +67,15 @@ TUNE_SEEDS = (1000, 1001, 1002)
 SHIPPED = Path(__file__).resolve().parents[1] / "results" / "kernelfit"
 
 #: ``keys``: N keys per row; ``groups``/``queries``: key sets and queries per set in a training batch;
-#: ``test_groups``/``test_queries``: the held-out rows (their own draws); ``steps`` of Adam at a constant rate.
+#: ``test_groups``/``test_queries``: the held-out rows (their own draws); ``steps`` of Adam at a constant rate;
+#: ``lrs``: the grid every arm starts from, ``max_extend``: how many rates it may grow by.
 PRESETS = {
     "full": {"ds": [16, 64], "betas": [1.0, 4.0, 16.0, 64.0, 128.0], "arms": [list(a) for a in ARMS],
-             "lrs": list(LRS), "head": 16, "keys": 128, "groups": 2, "queries": 32, "test_groups": 8,
-             "test_queries": 32, "steps": 250},
-    "quick": {"ds": [16], "betas": [1.0, 64.0], "arms": [["relu", 1.0], ["focused", 3.0]], "lrs": [1e-2],
-              "head": 16, "keys": 128, "groups": 2, "queries": 16, "test_groups": 2, "test_queries": 16, "steps": 40},
+             "lrs": list(LRS), "max_extend": MAX_EXTEND, "head": 16, "keys": 128, "groups": 2, "queries": 32,
+             "test_groups": 8, "test_queries": 32, "steps": 250},
+    "quick": {"ds": [16], "betas": [1.0, 64.0], "arms": [["relu", 1.0], ["focused", 3.0]], "lrs": list(LRS),
+              "max_extend": MAX_EXTEND, "head": 16, "keys": 128, "groups": 2, "queries": 16, "test_groups": 2,
+              "test_queries": 16, "steps": 40},
 }
 
 COLUMNS = {"d": int, "beta": float, "kernel": str, "p": float, "lr": float, "seed": int, "steps": int,
@@ -181,24 +189,47 @@ def read_rows(out) -> list[dict]:
     return read_csv(Path(out) / "kernelfit.csv", COLUMNS)
 
 
-def best_lrs(rows: list[dict], seeds=TUNE_SEEDS) -> dict:
-    """(d, beta, kernel, p) -> the rate with the lowest median held-out KL over ``seeds`` (a tie: the smaller rate)."""
+def tuning(rows: list[dict], lrs=LRS, max_extend: int = MAX_EXTEND, seeds=TUNE_SEEDS) -> dict:
+    """(d, beta, kernel, p) -> that arm's tuning (``fla.experiments.lr_grid.bracket``): {"lr": the rate with the
+    lowest median held-out KL over ``seeds`` (a tie: the smaller rate), "grid": every rate run on all of
+    ``seeds``, "medians", "next": the rate still to try past a winning edge or None, "inside": whether "lr" lies
+    strictly inside "grid", "limit": whether it sits on an edge after ``max_extend`` rates were added to ``lrs``}."""
     by = {}
     for r in rows:
         if r["seed"] in seeds:
             by.setdefault((r["d"], r["beta"], r["kernel"], r["p"]), {}).setdefault(r["lr"], []).append(r["kl_heldout"])
-    return {k: min(lrs, key=lambda lr: (float(np.median(lrs[lr])), lr)) for k, lrs in by.items()}
+    out = {}
+    for config, kls in by.items():
+        full = {lr: float(np.median(v)) for lr, v in kls.items() if len(v) == len(seeds)}
+        if full:
+            out[config] = bracket(full, lrs, max_extend, lower=True)
+    return out
+
+
+def best_lrs(rows: list[dict], seeds=TUNE_SEEDS) -> dict:
+    """(d, beta, kernel, p) -> the chosen rate of ``tuning``: the lowest median held-out KL over ``seeds``."""
+    return {k: t["lr"] for k, t in tuning(rows, seeds=seeds).items()}
+
+
+def reported(rows: list[dict], seeds=TUNE_SEEDS) -> list[dict]:
+    """The rows a report uses: no tuning seed, and each arm at its chosen rate where it was tuned (rows of an
+    arm at a rate it no longer chooses, from a folder that was resumed with a grown grid, are left out)."""
+    chosen = best_lrs(rows, seeds)
+    return [r for r in rows if r["seed"] not in seeds
+            and chosen.get((r["d"], r["beta"], r["kernel"], r["p"]), r["lr"]) == r["lr"]]
 
 
 def _settings(preset: dict) -> dict:
-    return {k: v for k, v in preset.items() if k not in ("ds", "betas", "arms", "lrs")}
+    return {k: v for k, v in preset.items() if k not in ("ds", "betas", "arms", "lrs", "max_extend")}
 
 
 def run_kernelfit(out, seeds=None, *, quick: bool = False, preset: dict | None = None, jobs: int = 1,
                   progress: bool = False, log=print) -> list[dict]:
     """Every d × β × arm on ``seeds`` at the arm's tuned rate, into ``OUT/kernelfit.csv`` (resumable: finished
-    runs are skipped); ``OUT/kernelfit.md`` holds the report. With more than one rate in the preset, each
-    configuration first runs every rate on ``TUNE_SEEDS`` (``best_lrs``). Returns the rows of ``seeds``.
+    runs are skipped); ``OUT/kernelfit.md`` holds the report, each arm's grid and chosen rate among it. With
+    more than one rate in the preset, each configuration first runs every rate on ``TUNE_SEEDS``, then, while
+    its best rate sits on an edge, one rate past that edge, at most ``max_extend`` times (``tuning``).
+    Returns the rows of ``seeds``.
     ``seeds``: default ``SEEDS`` (``QUICK_SEEDS`` with ``quick``); ``preset``: default ``PRESETS["quick" if quick
     else "full"]``; ``jobs`` > 1: worker processes.
     One fit is one (d, β, arm, rate) on all its seeds at once (``fit``).
@@ -206,18 +237,33 @@ def run_kernelfit(out, seeds=None, *, quick: bool = False, preset: dict | None =
     preset = preset or PRESETS["quick" if quick else "full"]
     seeds = tuple(seeds if seeds is not None else (QUICK_SEEDS if quick else SEEDS))
     settings = _settings(preset)
-    runs = Sweep(out, "kernelfit", COLUMNS, KEY, {"kernelfit": settings}, summary=markdown)
+    lrs, max_extend = preset["lrs"], preset.get("max_extend", 0)
+    runs = Sweep(out, "kernelfit", COLUMNS, KEY, {"kernelfit": settings},
+                 summary=lambda rows: markdown(rows, lrs=lrs, max_extend=max_extend))
     configs = [(d, float(b), kernel, float(p)) for d in preset["ds"] for b in preset["betas"] for kernel, p in preset["arms"]]
 
     def fits(chosen: dict, seeds) -> list:
         """(config, rate, the seeds not yet run) of every fit still to do."""
-        todo = [(c, float(lr), [s for s in seeds if not runs.finished((*c, float(lr), s))]) for c in configs for lr in chosen[c]]
+        todo = [(c, float(lr), [s for s in seeds if not runs.finished((*c, float(lr), s))]) for c in configs
+                for lr in chosen.get(c, ())]
         return [t for t in todo if t[2]]
 
-    lrs = preset["lrs"]
+    best = {c: lrs[0] for c in configs}
     if len(lrs) > 1:
         _run(runs, fits({c: lrs for c in configs}, TUNE_SEEDS), settings, jobs, progress, "kernel fit: rates")
-    best = best_lrs(runs.rows) if len(lrs) > 1 else {c: lrs[0] for c in configs}
+        for round_ in range(max_extend):  # a winning edge: one rate past it, for every arm that has one
+            tuned = tuning(runs.rows, lrs, max_extend)
+            grow = {c: [tuned[c]["next"]] for c in configs if c in tuned and tuned[c]["next"] is not None}
+            if not grow:
+                break
+            log(f"kernel fit: {len(grow)} arms won on an edge of their grid; one rate past it ({round_ + 1})")
+            _run(runs, fits(grow, TUNE_SEEDS), settings, jobs, progress, f"kernel fit: rates, grid grown ({round_ + 1})")
+        tuned = tuning(runs.rows, lrs, max_extend)
+        best = {c: tuned[c]["lr"] for c in configs}
+        for c in configs:
+            if tuned[c]["limit"]:
+                log(f"kernel fit: d = {c[0]}, β = {c[1]:g}, {_label(*c[2:])}: the chosen rate {best[c]:g} sits on an"
+                    f" edge of its grid {tuned[c]['grid']} after {max_extend} added rates (the limit)")
     _run(runs, fits({c: [best[c]] for c in configs}, seeds), settings, jobs, progress, "kernel fit")
     runs.write()
     return runs.select((*c, float(best[c]), s) for c in configs for s in seeds)
@@ -361,25 +407,29 @@ def sharpness_table(rows: list[dict], d: int) -> str:
     return markdown_table(header, out, numeric=True)
 
 
-def rates_table(rows: list[dict], lrs=None) -> str:
-    """Markdown: the rate each arm ran at per (d, β); "(edge)" where it is the grid's smallest or largest."""
-    g, arms = _group(rows), _arms(rows)
-    lrs = sorted(lrs or {r["lr"] for r in rows})
-    keys = sorted({k[:2] for k in g})
+def rates_table(rows: list[dict], lrs=LRS, max_extend: int = MAX_EXTEND) -> str:
+    """Markdown: per (d, β, arm) the grid its rate was chosen from (every rate run on all tuning seeds; ``lrs``
+    the grid it started from), the chosen rate, and whether that rate lies strictly inside the grid ("no
+    (limit)": on an edge after ``max_extend`` added rates). An arm with no tuning runs shows the rate it ran at."""
+    tuned = tuning(rows, lrs, max_extend)
+    ran = {(r["d"], r["beta"], r["kernel"], r["p"]): r["lr"] for r in rows if r["seed"] not in TUNE_SEEDS}
+    arms = _arms(rows)
     out = []
-    for d, b in keys:
-        line = [f"{d}", f"{b:g}"]
+    for d, b in sorted({(r["d"], r["beta"]) for r in rows}):
         for a in arms:
-            cell = g.get((d, b, *a))
-            lr = next(iter(cell.values()))["lr"] if cell else None
-            line.append("–" if lr is None else f"{lr:g}" + (" (edge)" if len(lrs) > 1 and lr in (lrs[0], lrs[-1]) else ""))
-        out.append(line)
-    return markdown_table(["d", "β"] + [_label(*a) for a in arms], out, numeric=True)
+            t = tuned.get((d, b, *a))
+            if t:
+                inside = "yes" if t["inside"] else "no (limit)" if t["limit"] else "no"
+                out.append([f"{d}", f"{b:g}", _label(*a), ", ".join(f"{lr:g}" for lr in t["grid"]), f"{t['lr']:g}", inside])
+            elif (d, b, *a) in ran:
+                out.append([f"{d}", f"{b:g}", _label(*a), "– (not tuned)", f"{ran[(d, b, *a)]:g}", "–"])
+    return markdown_table(["d", "β", "arm", "grid", "chosen", "inside"], out, numeric=True)
 
 
-def markdown(rows: list[dict]) -> str:
-    """``OUT/kernelfit.md``: the KL table and the sharpness table for each d (reported seeds only)."""
-    rows = [r for r in rows if r["seed"] not in TUNE_SEEDS]
+def markdown(rows: list[dict], lrs=LRS, max_extend: int = MAX_EXTEND) -> str:
+    """``OUT/kernelfit.md``: the KL table and the sharpness table for each d (``reported`` rows), then each arm's
+    grid and chosen rate (``rates_table``; ``lrs``, ``max_extend``: the grid it started from, its limit)."""
+    every, rows = rows, reported(rows)
     if not rows:
         return "no reported runs yet\n"
     parts = []
@@ -388,7 +438,8 @@ def markdown(rows: list[dict]) -> str:
         parts += [f"## d = {d}, N = 128 keys, {n} seeds: held-out KL (nats), focused − ReLU paired by seed",
                   table(rows, d), "", f"## d = {d}: row entropy (nats) and mass on the target's top key (medians)",
                   sharpness_table(rows, d), ""]
-    parts += ["## learning rate per arm", rates_table(rows), ""]
+    parts += ["## learning rate per arm: the grid it was chosen from (the lowest median held-out KL over the tuning seeds)",
+              rates_table(every, lrs, max_extend), ""]
     return "\n\n".join(parts)
 
 
@@ -397,7 +448,7 @@ def plot(rows: list[dict], path=None):
     0: f_p fits better). Bottom: row entropy, medians over seeds, with the targets' (gray). One column per d."""
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r["seed"] not in TUNE_SEEDS]
+    rows = reported(rows)
     g, arms = _group(rows), _arms(rows)
     cs = contrasts(rows)
     ds = sorted({r["d"] for r in rows})
@@ -466,10 +517,20 @@ def main(argv=None) -> int:
     import sys
     import threading
 
-    parser = argparse.ArgumentParser(prog="python -m fla.experiments.kernelfit", description=__doc__.split("\n")[0])
-    parser.add_argument("out")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--jobs", type=int, default=1)
+    def sizes(preset, seeds):  # what a preset runs, for the help
+        return (f"d ∈ {{{', '.join(map(str, preset['ds']))}}}, β ∈ {{{', '.join(f'{b:g}' for b in preset['betas'])}}}, "
+                f"{', '.join(_label(k, p) for k, p in preset['arms'])}, {len(seeds)} seeds, {preset['steps']} steps")
+
+    rule = (f"Each arm's learning rate: the lowest median held-out KL over the tuning seeds {TUNE_SEEDS[0]}–{TUNE_SEEDS[-1]}"
+            f" among {', '.join(f'{lr:g}' for lr in LRS)}; while it sits on an edge, the grid grows one rate past it,"
+            f" at most {MAX_EXTEND} rates. The report (kernelfit.md) gives each arm's grid and whether its rate is inside.")
+    parser = argparse.ArgumentParser(prog="python -m fla.experiments.kernelfit", description=__doc__.split("\n")[0],
+                                     epilog=rule)
+    parser.add_argument("out", help="the run folder: kernelfit.csv (resumable: finished fits are skipped), kernelfit.md, "
+                        "kernelfit.png, provenance.json")
+    parser.add_argument("--quick", action="store_true", help=f"{sizes(PRESETS['quick'], QUICK_SEEDS)}: under 10 CPU-seconds"
+                        f" (default: the full run, {sizes(PRESETS['full'], SEEDS)})")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -488,13 +549,13 @@ def main(argv=None) -> int:
                                 cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         commit = ""
-    rows = run_kernelfit(out, quick=args.quick, jobs=args.jobs, progress=True, log=lambda m: print(m, file=sys.stderr))
+    run_kernelfit(out, quick=args.quick, jobs=args.jobs, progress=True, log=lambda m: print(m, file=sys.stderr))
     done.set()
     loads.append(round(os.getloadavg()[0], 2))
     command = "python -m fla.experiments.kernelfit " + " ".join(argv if argv is not None else sys.argv[1:])
     (out / "provenance.json").write_text(json.dumps(provenance(started, cpu0, loads, commit, command), indent=1))
     plot(read_rows(out), out / "kernelfit.png")
-    print(markdown(rows))
+    print(markdown(read_rows(out)))
     return 0
 
 

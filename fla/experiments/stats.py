@@ -126,8 +126,9 @@ def paired_bootstrap(variant, base, n_boot: int = 1000, seed: int = 0, level: fl
     if any(d.images != images for d in variant + base):
         raise ValueError("the runs were scored on different images; pair them on the same test split")
 
-    def diffs(counts):  # (metric, seed) differences on one draw
-        return np.array([[v.metrics(counts)[m] - b.metrics(counts)[m] for v, b in zip(variant, base)] for m in METRICS])
+    def diffs(counts):  # (metric, seed) differences on one draw; each run scored once for all the metrics
+        scores = [(v.metrics(counts), b.metrics(counts)) for v, b in zip(variant, base)]
+        return np.array([[sv[m] - sb[m] for sv, sb in scores] for m in METRICS])
 
     full = diffs(None)
     rng, n = np.random.default_rng(seed), len(images)

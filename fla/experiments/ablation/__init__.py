@@ -5,7 +5,7 @@ The paper's ablation (DeiT-T, ImageNet top-1, one run each, read in order): line
 71.8 → + DWC 74.1; softmax 72.2. Here every linear kind is one module whose contrasts change one
 argument (``mixers``: focusing is p = 1 → p > 1); three tasks (``tasks``): associative recall, where state
 capacity binds; retrieval among keys of one distribution, where a query's leaked weight reaches the answer
-(trained at N = 64 and 256, scored at N = 64 … 1024); and the helmet patches, with an attention-free control.
+(trained at N = 64, scored at N = 64 … 1024); and the helmet patches, with an attention-free control and DWC.
 ``runs`` tunes each mixer's learning rate on separate seeds and sweeps the seeds into ``OUT/ablation.csv``
 (resumable), ``report`` pairs the seeds (``fla.experiments.stats``), ``probes`` reads the trained attention.
 """

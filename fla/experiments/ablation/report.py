@@ -146,11 +146,16 @@ def contrast_table(rows: list[dict], presets: dict) -> str:
                            "permutation p", "Holm p", "2× steps: mean Δ [95 %] (n)"], table, numeric=True)
 
 
+def _scored_ns(stats) -> list[int]:
+    """The N at which some of these retrieval models were scored (a CSV column no run of theirs filled is left out)."""
+    return sorted({int(k.split("_")[1]) for s in stats for k in s if k.startswith("acc_") and not math.isnan(s[k])})
+
+
 def dilution_table(rows: list[dict], presets: dict) -> str:
     """Markdown: every retrieval mixer scored at each N (accuracy, answer mass, row entropy; uniform rows have
     mass 1/N and entropy log N), means over its seeds."""
     stats = sorted([s for s in summary(rows, presets) if s["task"] == "retrieval"], key=_order)
-    ns = sorted({int(k.split("_")[1]) for s in stats for k in s if k.startswith("acc_")})
+    ns = _scored_ns(stats)
     table = [[s["label"], str(s["n"])] + [f"{_fmt(s.get(f'acc_{n}'))} · {_fmt(s.get(f'mass_{n}'))} · "
                                           f"{_fmt(s.get(f'entropy_{n}'), 2)}" for n in ns] for s in stats]
     table.append(["uniform rows", "–"] + [f"– · {1 / n:.3f} · {math.log(n):.2f}" for n in ns])
@@ -233,7 +238,7 @@ def plot(rows: list[dict], path=None, *, presets: dict):
     fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 6.6))  # two by two: legible at the page's width
     axes = axes.ravel()
     ret = [s for s in stats if s["task"] == "retrieval"]
-    ns = sorted({int(k.split("_")[1]) for s in ret for k in s if k.startswith("acc_")})
+    ns = _scored_ns(ret)
     for ax, col, title in ((axes[0], "acc", "retrieval: accuracy at N"), (axes[1], "entropy", "retrieval: row entropy")):
         for i, s in enumerate(ret):
             ax.plot(ns, [s.get(f"{col}_{n}", math.nan) for n in ns], marker="o", color=f"C{i}", label=s["label"])

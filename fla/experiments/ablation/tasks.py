@@ -14,7 +14,7 @@ without building it.
   drawn from one distribution (a random unit direction, scaled) and a value from a few classes; a
   query holds a copy of one cell's key. No threshold on a key tells the answer's cell from the
   others, and the values vote coherently: the weight a query leaks to other cells votes for their
-  classes, against the answer. Trained at N = 256, scored at N = 64, 256, 1024.
+  classes, against the answer. The full preset trains at N = 64 and scores at N = 64, 144, 256, 1024.
   :func:`sharp_reader_accuracy` is the task read by softmax(β q·k) on the raw keys: β → ∞ scores 1.
 - **helmet**: per-patch labels background / helmet / head on a 20 × 20 grid of the helmet photos
   (``fla.data``). The stem is fixed and cached (each 8 × 8 pixel patch of the 160 × 160 resized

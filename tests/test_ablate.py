@@ -303,6 +303,8 @@ def test_a_shared_rate_is_the_best_median_of_the_tuned_mixers_pooled(tmp_path, m
     assert {(r["variant"], r["lr"]) for r in rows} == {("none", 3e-3), ("linear", 3e-3), ("fla", 3e-3)}
     tuning = [r for r in A.read_rows(tmp_path) if r["seed"] >= 100]
     assert {r["variant"] for r in tuning} == {"linear", "fla"} and len(tuning) == 2 * 3 * 3
+    table = A.tuning_table(A.read_rows(tmp_path), {"recall": preset}).splitlines()[2:]  # one line: one rate
+    assert len(table) == 1 and "all 3, one rate (linear and fla (p=3, k=5) pooled)" in table[0] and "**0.700**" in table[0]
 
 
 def test_presets_are_typed_and_an_unknown_key_is_an_error():
@@ -578,5 +580,5 @@ def test_the_figure_has_a_panel_per_task_with_rows_chance_lines_and_no_empty_pan
     assert fig.axes[-1].get_position().width > 1.5 * fig.axes[0].get_position().width, "the odd panel spans the row"
     plt.close(fig)
     fig = A.plot(_retrieval_rows(presets, ("recall",)), presets=presets)  # one task: one panel, the page's width
-    assert [ax.get_title() for ax in fig.axes] == ["recall: each seed (dot), mean (bar)"]
+    assert [ax.get_title() for ax in fig.axes] == ["recall: seeds (dots), mean (bar), median (×)"]
     plt.close(fig)

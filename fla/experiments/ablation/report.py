@@ -183,16 +183,21 @@ def dilution_table(rows: list[dict], presets: dict) -> str:
 
 def tuning_table(rows: list[dict], presets: dict) -> str:
     """Markdown: per task × mixer, the median over the tuning seeds at each learning rate tried (the chosen one in
-    bold) and whether it lies strictly inside the grid."""
+    bold) and whether it lies strictly inside the grid; a task with one shared rate gives one line, naming the
+    mixers whose tuning runs were pooled."""
     lines, lrs = [], set()
     for task, p in presets.items():
-        for mixer, t in tuned_lrs(rows, p).items():
+        tuned = tuned_lrs(rows, p)
+        if p.shared_lr and tuned:
+            pooled = " and ".join(m.label for m in p.tune_mixers)
+            tuned = {f"all {len(p.mixers)}, one rate ({pooled} pooled)": next(iter(tuned.values()))}
+        for mixer, t in tuned.items():
             lrs |= set(t["medians"])
-            lines.append((task, mixer, t))
+            lines.append((task, mixer if isinstance(mixer, str) else mixer.label, t))
     lrs = sorted(lrs)
-    table = [[task, m.label] + [("**" + _fmt(t["medians"][lr]) + "**" if lr == t["lr"] else _fmt(t["medians"][lr]))
-                                if lr in t["medians"] else "–" for lr in lrs] + ["yes" if t["inside"] else "no (edge)"]
-             for task, m, t in lines]
+    table = [[task, label] + [("**" + _fmt(t["medians"][lr]) + "**" if lr == t["lr"] else _fmt(t["medians"][lr]))
+                              if lr in t["medians"] else "–" for lr in lrs] + ["yes" if t["inside"] else "no (edge)"]
+             for task, label, t in lines]
     return markdown_table(["task", "mixer"] + [f"lr {lr:g}" for lr in lrs] + ["inside"], table, numeric=True)
 
 
@@ -255,38 +260,52 @@ def _chance(task: str, preset) -> float | None:
     return kind(**preset.task_args).chance if kind is not None and hasattr(kind, "chance") else None
 
 
-def _lines(ax, task: str, presets: dict):
-    """Where a run counts as failed (the preset's line, fixed before the run) and, where the task has one, chance."""
+def _lines(ax, task: str, presets: dict, legend: bool = True):
+    """Where a run counts as failed (the preset's line, fixed before the run) and, where the task has one, chance;
+    ``legend=False``: each line named in small type at its right end instead of in a legend."""
     p = presets.get(task)
     if p is None:
         return
-    ax.axhline(p.failure, ls="--", lw=1, color="firebrick", label=f"failure line ({p.failure:g})")
     chance = _chance(task, p)
-    if chance is not None:
-        ax.axhline(chance, ls=":", lw=1, color="gray", label=f"chance ({chance:g})")
+    for y, ls, color, name in ((p.failure, "--", "firebrick", "failure line"), (chance, ":", "gray", "chance")):
+        if y is None:
+            continue
+        ax.axhline(y, ls=ls, lw=1, color=color, label=f"{name} ({y:g})")
+        if not legend:
+            ax.annotate(f"{name} {y:g}", xy=(1, y), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=7, color=color,
+                        bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 0.5}, zorder=6)
 
 
 def _seeds_panel(ax, task: str, mine: list[dict], rows: list[dict], presets: dict):
-    """One task's mixers: a bar at the mean over its seeds, each seed a dot, the median a cross."""
+    """One task's mixers: each seed a dot, the mean a bar across them, the median a cross; the axis spans the dots
+    and the failure line (helmet's mixers differ by hundredths), 0 to 1 where a task's runs spread over it."""
     chosen = reported(rows, presets)
+    values = []
     for i, s in enumerate(mine):
-        values = [r["value"] for r in chosen if r["task"] == task and mixer_of(r) == s["mixer"]]
-        ax.bar(i, s["mean"], color=f"C{i}", alpha=0.35)
-        jitter = [(j % 7 - 3) * 0.05 for j in range(len(values))]
-        ax.scatter([i + x for x in jitter], values, s=8, color=f"C{i}", zorder=3)
-        ax.scatter(i, s["median"], marker="x", s=40, color="black", zorder=4, label="median" if i == 0 else None)
+        mine_values = [r["value"] for r in chosen if r["task"] == task and mixer_of(r) == s["mixer"]]
+        values += mine_values
+        jitter = [(j % 7 - 3) * 0.05 for j in range(len(mine_values))]
+        ax.scatter([i + x for x in jitter], mine_values, s=8, color=f"C{i}", alpha=0.8, zorder=3)
+        ax.hlines(s["mean"], i - 0.3, i + 0.3, color="black", lw=2, zorder=4)
+        ax.scatter(i, s["median"], marker="x", s=40, color="black", zorder=5)
     ax.set_xticks(range(len(mine)), [s["label"] for s in mine], rotation=25, ha="right", fontsize=7)
-    _lines(ax, task, presets)
-    top = max(max(r["value"] for r in chosen if r["task"] == task), presets[task].failure)
-    ax.set_ylim(0.0, min(1.0, top + 0.1) if task == "helmet" else 1.02)
-    ax.set(title=f"{task}: each seed (dot), mean (bar)", ylabel=mine[0]["metric"])
-    _legend(ax)
+    ax.set_xlim(-0.6, len(mine) - 0.4)
+    _lines(ax, task, presets, legend=False)
+    low, high = min(values + [presets[task].failure]), max(values + [presets[task].failure])
+    if high - low > 0.3:
+        ax.set_ylim(0.0, 1.02)
+    else:
+        ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+    ax.set_title(f"{task}: seeds (dots), mean (bar), median (×)", fontsize=10)
+    ax.set_ylabel(mine[0]["metric"])
 
 
 def plot(rows: list[dict], path=None, *, presets: dict):
     """A panel per result, none left empty: retrieval's accuracy over N (chance and the failure line drawn) and its
     row entropy over N (uniform rows: log N), then each other task's mixers (every seed a dot, the mean a bar, the
-    median a cross, the failure line, chance where the task has one). A task without rows gets no panel."""
+    median a cross, the failure line, chance where the task has one), in the presets' order. A task without rows
+    gets no panel; an odd last panel spans its row."""
     import matplotlib
 
     if path is not None:
@@ -294,7 +313,7 @@ def plot(rows: list[dict], path=None, *, presets: dict):
     import matplotlib.pyplot as plt
 
     stats = sorted(summary(rows, presets), key=_order)
-    tasks = list(dict.fromkeys(s["task"] for s in stats))
+    tasks = [t for t in presets if any(s["task"] == t for s in stats)]  # in the presets' order
     ret = [s for s in stats if s["task"] == "retrieval"]
     ns = _scored_ns(ret)
     drawn = (["retrieval-acc", "retrieval-entropy"] if ret and ns else []) + [t for t in tasks if t != "retrieval" or not ns]
@@ -317,8 +336,9 @@ def plot(rows: list[dict], path=None, *, presets: dict):
             ax.set_xscale("log", base=2)
             ax.set_xticks(ns, [str(m) for m in ns])
             ax.minorticks_off()
-            ax.set(title="retrieval: " + ("accuracy at N (mean over seeds)" if col == "acc" else "row entropy at N"),
-                   xlabel="N tokens", ylabel="accuracy" if col == "acc" else "row entropy (nats)")
+            ax.set_title("retrieval: " + ("accuracy at N (mean over seeds)" if col == "acc" else "row entropy at N"),
+                         fontsize=10)
+            ax.set(xlabel="N tokens", ylabel="accuracy" if col == "acc" else "row entropy (nats)")
             _legend(ax)
         else:
             _seeds_panel(ax, what, [s for s in stats if s["task"] == what], rows, presets)

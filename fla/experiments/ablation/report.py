@@ -161,7 +161,7 @@ def power_table(rows: list[dict], presets: dict, power: float = 0.8) -> str:
 
     table = [[c["task"], c["what"], str(c["n"]), f"{c['sd']:.3f}", f"{found(c, 0.05):.3f}", f"{found(c, strictest):.3f}"]
              for c in cs if c["column"] == "value"]
-    return markdown_table(["task", "contrast", "seeds", "sd of the per-seed Δ", f"detectable at {power:.0%} power",
+    return markdown_table(["task", "contrast", "seeds", "sd of the per-seed Δ", f"detectable at {power * 100:.0f} % power",
                            f"… at Holm's strictest level ({strictest:.4f})"], table, numeric=True)
 
 

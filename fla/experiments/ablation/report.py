@@ -278,8 +278,8 @@ def _lines(ax, task: str, presets: dict, legend: bool = True):
 
 
 def _seeds_panel(ax, task: str, mine: list[dict], rows: list[dict], presets: dict):
-    """One task's mixers: each seed a dot, the mean a bar across them, the median a cross; the axis spans the dots
-    and the failure line (helmet's mixers differ by hundredths), 0 to 1 where a task's runs spread over it."""
+    """One task's mixers: each seed a dot, the mean a bar across them, the median a cross; the axis spans the dots,
+    the failure line and chance (helmet's mixers differ by hundredths), 0 to 1 where they spread over most of it."""
     chosen = reported(rows, presets)
     values = []
     for i, s in enumerate(mine):
@@ -292,7 +292,8 @@ def _seeds_panel(ax, task: str, mine: list[dict], rows: list[dict], presets: dic
     ax.set_xticks(range(len(mine)), [s["label"] for s in mine], rotation=25, ha="right", fontsize=7)
     ax.set_xlim(-0.6, len(mine) - 0.4)
     _lines(ax, task, presets, legend=False)
-    low, high = min(values + [presets[task].failure]), max(values + [presets[task].failure])
+    lines = [y for y in (presets[task].failure, _chance(task, presets[task])) if y is not None]  # shown, so in range
+    low, high = min(values + lines), max(values + lines)
     if high - low > 0.3:
         ax.set_ylim(0.0, 1.02)
     else:

@@ -183,21 +183,22 @@ def dilution_table(rows: list[dict], presets: dict) -> str:
 
 def tuning_table(rows: list[dict], presets: dict) -> str:
     """Markdown: per task × mixer, the median over the tuning seeds at each learning rate tried (the chosen one in
-    bold) and whether it lies strictly inside the grid; a task with one shared rate gives one line, naming the
-    mixers whose tuning runs were pooled."""
+    bold) and whether it lies strictly inside the grid; a task whose mixers share one rate has one row."""
     lines, lrs = [], set()
     for task, p in presets.items():
         tuned = tuned_lrs(rows, p)
-        if p.shared_lr and tuned:
-            pooled = " and ".join(m.label for m in p.tune_mixers)
-            tuned = {f"all {len(p.mixers)}, one rate ({pooled} pooled)": next(iter(tuned.values()))}
+        if p.shared_lr and tuned:  # one pooled choice for every mixer: one row, naming the mixers it was tuned on
+            t = next(iter(tuned.values()))
+            lrs |= set(t["medians"])
+            lines.append((task, f"every mixer (tuned on {' + '.join(m.label for m in p.tune_mixers)}, pooled)", t))
+            continue
         for mixer, t in tuned.items():
             lrs |= set(t["medians"])
-            lines.append((task, mixer if isinstance(mixer, str) else mixer.label, t))
+            lines.append((task, mixer.label, t))
     lrs = sorted(lrs)
-    table = [[task, label] + [("**" + _fmt(t["medians"][lr]) + "**" if lr == t["lr"] else _fmt(t["medians"][lr]))
-                              if lr in t["medians"] else "–" for lr in lrs] + ["yes" if t["inside"] else "no (edge)"]
-             for task, label, t in lines]
+    table = [[task, m] + [("**" + _fmt(t["medians"][lr]) + "**" if lr == t["lr"] else _fmt(t["medians"][lr]))
+                                if lr in t["medians"] else "–" for lr in lrs] + ["yes" if t["inside"] else "no (edge)"]
+             for task, m, t in lines]
     return markdown_table(["task", "mixer"] + [f"lr {lr:g}" for lr in lrs] + ["inside"], table, numeric=True)
 
 

@@ -1,10 +1,11 @@
-"""The static course (``make book``, tools/book.py) in a real browser, on a subset: notebooks 02 and 06 in quick mode.
+"""The static course (``make book``, tools/book.py) in a real browser, on a subset: notebooks 02, 04 and 06 in quick mode.
 
 The full book executes 01–03 and 05 in full mode (minutes each on 2 cores); its pages are made by the same
-code, so CI builds a notebook with sliders and the one that analyses the shipped helmet runs, with
+code, so CI builds a notebook with sliders and the two with wide result tables (04's contrasts, 06's shipped helmet runs), with
 ``MPLBACKEND=Agg`` in the environment (common on servers and CI; it must not empty the pages), and checks what a
 reader sees: every page loads without a page error; each notebook page shows its figures, none scaled below
-60 % of the size it was drawn at; the text under a slider wraps instead of scrolling sideways; moving each
+60 % of the size it was drawn at; no result table is wider than the text column at 1300 px (its last columns would
+hide behind a sideways scroll); the text under a slider wraps instead of scrolling sideways; moving each
 static slider (with the keyboard) changes the picture and the numbers under it; the formulas are typeset by
 the MathJax the book carries (the browser reaches nothing but the loopback server, so a CDN's MathJax would
 leave them as TeX); each notebook page has a Colab button opening that notebook at the release tag (as the
@@ -22,7 +23,7 @@ from conftest import REPO, load_tool
 from helpers import serve
 from test_browser import CHROMIUM_FLAGS, _chromium
 
-NOTEBOOKS = ["02", "06"]
+NOTEBOOKS = ["02", "04", "06"]
 MIN_SCALE = 0.6  # a figure shown below 60 % of the size it was drawn at has labels too small to read
 
 
@@ -121,8 +122,28 @@ def test_progress_bars_are_left_out_of_the_pages_and_the_rest_stays():
     assert book.drop_progress_bars(nb).cells[0].outputs == [table, printed, slider]
 
 
+def test_cells_of_numbers_wrap_only_between_numbers_and_words_wrap_freely():
+    """A result table fits the column by wrapping its words (book/fla.css); a count such as "8 / 20" or an estimate
+    "0.390 ± 0.048" must not come apart inside a number: their spaces become no-break spaces, except before a ±, an
+    interval's bracket or a count in parentheses, and after an interval's comma."""
+    book = load_tool("book")
+    new = nbformat.v4
+    md = ("| task | a > b | interval | 2× steps | score |\n|---|---|---|---|---|\n"
+          "| linear+focus (p=3) − linear | 8 / 20 | [-0.050, -0.004] | -0.051 [-0.096, -0.018] (6) | 0.390 ± 0.048 |")
+    nb = new.new_notebook(cells=[new.new_code_cell("x", outputs=[new.new_output("display_data", data={"text/markdown": md})])])
+    header, rule, row = book.unbreakable_numbers(nb).cells[0].outputs[0]["data"]["text/markdown"].split("\n")
+    assert (header, rule) == tuple(md.split("\n")[:2]), "headers keep their spaces: they wrap between words"
+    nb_ = "\u00a0"
+    assert row.split("|")[1:-1] == [" linear+focus (p=3) − linear ", f" 8{nb_}/{nb_}20 ", " [-0.050, -0.004] ",
+                                     " -0.051 [-0.096, -0.018] (6) ", f" 0.390 ±{nb_}0.048 "]
+
+
 SCALES = """imgs => imgs.filter(i => i.offsetParent !== null && i.naturalWidth > 0)
                       .map(i => [i.getBoundingClientRect().width / i.naturalWidth, i.naturalWidth, i.alt || i.src.slice(0, 60)])"""
+
+TABLE_WIDTHS = """ts => ts.map(t => [Math.round(t.getBoundingClientRect().width),
+                                     Math.round(t.closest('div.cell_output').getBoundingClientRect().width),
+                                     t.querySelector('tr').innerText.replace(/\\s+/g, ' ').slice(0, 50)])"""
 
 
 def colab_url(notebook: str) -> str:
@@ -177,6 +198,12 @@ def test_book_pages_show_legible_figures_buttons_and_static_sliders(book, tmp_pa
                 served = page.request.get(f"{server.url}/_sources/{notebook}").body()
                 assert served == (REPO / "notebooks" / notebook).read_bytes()
                 assert all(not c.get("outputs") for c in json.loads(served)["cells"])
+                # result tables (markdown outputs) within the column: none hides its last columns behind a sideways scroll
+                tables = page.eval_on_selector_all("main div.cell_output table", TABLE_WIDTHS)
+                wide = [t for t in tables if t[0] > t[1] + 1]
+                assert not wide, f"{name}: tables wider than the column ([table px, column px, first row]): {wide}"
+                if not name.startswith("02"):
+                    assert tables, f"{name}: no result table measured"
                 text = page.locator("main").inner_text()
                 sliders = page.locator(".fla-static")
                 for i in range(sliders.count()):
@@ -207,7 +234,7 @@ def test_book_pages_show_legible_figures_buttons_and_static_sliders(book, tmp_pa
                     assert "GPU_mem" not in text and "box_loss   cls_loss" not in text, "06: a training log on the page"
                     assert "[+0.000, +0.000]" not in text, "06: a quick run's all-zero interval on the page"
                     assert "set by the book's build" in text
-                else:
+                elif name.startswith("02"):
                     assert sliders.count() >= 1, f"{name}: no static slider"
                 shot = tmp_path / f"book-{name}.png"
                 page.screenshot(path=str(shot), full_page=True)

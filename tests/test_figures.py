@@ -43,6 +43,35 @@ def check_fits(fig, name: str, labels_px: float | None = None):
     plt.close(fig)
 
 
+def overlapping_texts(fig, gap: float = 2.0) -> list[tuple[str, str]]:
+    """Pairs of visible texts (titles, tick labels, annotations, legend entries) whose boxes on the drawn figure
+    overlap or come within ``gap`` pixels of each other both ways: one label hidden under or run into another."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+             if t.get_text().strip() and t.get_visible() and t.get_figure() is not None]
+    pairs = []
+    for i, (a, box) in enumerate(boxes):
+        for b, other in boxes[i + 1:]:
+            w = min(box.x1, other.x1) - max(box.x0, other.x0)
+            h = min(box.y1, other.y1) - max(box.y0, other.y0)
+            if w > -gap and h > -gap:
+                pairs.append((a, b))
+    return pairs
+
+
+def test_overlapping_labels_are_found():
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "Conv", fontsize=9.5)
+    ax.text(0.51, 0.5, "C2f FLA", fontsize=9.5)
+    ax.text(0.1, 0.1, "apart", fontsize=9.5)
+    ax.text(0.1, 0.8, "SPPF", fontsize=9.5, ha="right")
+    ax.text(0.1, 0.8, "C2PSA", fontsize=9.5, ha="left")  # run together, as "SPPFC2PSA"
+    assert overlapping_texts(fig) == [("Conv", "C2f FLA"), ("SPPF", "C2PSA")]
+    plt.close(fig)
+
+
 def test_the_check_fails_on_a_row_of_four_panels():
     fig, _ = plt.subplots(1, 4, figsize=(16, 3.6))  # what notebook 04 drew before
     with pytest.raises(AssertionError, match="px wide"):
@@ -75,7 +104,9 @@ def test_the_course_views_fit_the_page():
     tokens = image_tokens(image)
     check_fits(views.plot_focusing(views.focusing_view(tokens, 3.0, (7, 7)), image), "02 focusing slider")
     check_fits(views.plot_rank(views.rank_view(tokens, 3.0, 5)), "03 rank")
-    check_fits(views.plot_strength(views.StrengthViews(tokens).view(1e-4)), "03 strength slider")
+    strength = views.plot_strength(views.StrengthViews(tokens).view(1e-4))
+    assert strength.axes[0].get_ylabel() == r"$\sigma_i / \sigma_1$", "typeset as mathtext, not the raw σ_i"
+    check_fits(strength, "03 strength slider")
     check_fits(complexity.order_view(32)[0], "01 order slider")
     check_fits(complexity.regrouping_figure(), "01 regrouping", labels_px=MIN_CAPITAL_PX)
     check_fits(dataflow.draw(), "data flow", labels_px=MIN_CAPITAL_PX)
@@ -104,11 +135,15 @@ def test_the_detector_picture_fits_the_page():
     from fla.yolo.table import plot_network
     from ultralytics import YOLO
 
-    fig, axes = plt.subplots(3, 1, figsize=(PAGE_WIDTH, 9.6))  # as notebook 05 draws it
+    fig, axes = plt.subplots(3, 1, figsize=(PAGE_WIDTH, 12))  # as notebook 05 draws it
     for ax, v in zip(axes, ["c2f_fla", "c2f_fla_p3", "yolo11:c3k2_fla_p3"]):
         plot_network(YOLO(Y.model_yaml(v)), 320, ax=ax, title=v)
     fig.tight_layout()
-    check_fits(fig, "05 network")
+    # the blocks' names (under the axis), the rows and the titles: legible, and none hidden under another
+    assert not overlapping_texts(fig), f"05 network: labels over each other: {overlapping_texts(fig)}"
+    assert "4 C3k2_FLA" in [t.get_text() for t in axes[2].get_xticklabels()]
+    assert "4 (40×40, N=1600)" in axes[1].get_title(loc="left")  # P3 of a 320×320 image
+    check_fits(fig, "05 network", labels_px=MIN_CAPITAL_PX)
 
 
 def test_the_shipped_detections_picture_fits_the_page(helmet_copy):

@@ -149,6 +149,42 @@ def join_streams(nb):
     return nb
 
 
+#: a table cell that holds numbers (digits, signs, brackets, "8 / 20", "0.390 ± 0.048", "3.011 M"), not words
+NUMBERS = re.compile(r"^(?=.*\d)(?!.*[^\W\d_]{2})[^|]*$")
+
+
+def _unbreakable(cell: str) -> str:
+    """A cell of numbers with no-break spaces, except before a bracket (an interval, a count) or a ± and after a comma."""
+    if not NUMBERS.match(cell.strip()):
+        return cell
+    inner = re.sub(r"(?<!,) (?![\[(±])", "\u00a0", cell.strip())
+    return cell[: len(cell) - len(cell.lstrip())] + inner + cell[len(cell.rstrip()):]
+
+
+def unbreakable_numbers(nb):
+    """Result tables (markdown outputs) whose body cells of numbers do not wrap inside a number: the page lets the
+    table's words and headers wrap (``book/fla.css``) to fit the column, and "8 / 20" or "0.390 ± 0.048" stays on
+    one line. Header rows and cells with words keep their spaces."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/markdown" not in data:
+                continue
+            lines, header = data["text/markdown"].split("\n"), True
+            for i, line in enumerate(lines):
+                if not line.startswith("|"):
+                    header = True
+                    continue
+                if re.fullmatch(r"\|[\s:|-]*\|?", line.strip()):
+                    header = False
+                    continue
+                if not header:
+                    lines[i] = "|".join(_unbreakable(c) if 0 < j < line.count("|") else c
+                                        for j, c in enumerate(line.split("|")))
+            data["text/markdown"] = "\n".join(lines)
+    return nb
+
+
 def execute(path: Path, target: Path, quick: bool, timeout: int = 3600) -> float:
     """Run ``path`` top to bottom into ``target``; seconds it took (0 when the kept copy is current)."""
     import nbformat
@@ -211,7 +247,7 @@ def main(argv=None) -> int:
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = REFERENCE_URL.sub(r"\1.md", cell.source)
-        nbformat.write(join_streams(drop_progress_bars(collapse_hidden(nb))), src / path.name)
+        nbformat.write(unbreakable_numbers(join_streams(drop_progress_bars(collapse_hidden(nb)))), src / path.name)
         meta = nb.metadata["fla_book"]
         lines.append(f"- `{path.name}`: {meta['mode']} mode, executed in {meta['seconds']:.0f} s")
         times[path.name[:2]] = f"{meta['seconds']:.0f} s, {meta['mode']} mode"

@@ -31,6 +31,9 @@ from pathlib import Path
 from ..figures import PAGE_WIDTH
 from ..files import markdown_table
 
+#: the picture's labels (block names, rows, legend): capitals 9 px tall on the page, the size the diagrams' labels have
+LABEL_POINTS = 9.5
+
 __all__ = ["COLUMNS", "attention_placements", "plot_network", "measure", "measure_all", "markdown"]
 
 COLUMNS = ["variant", "scale", "params", "attention_params", "gflops", "attention_gflops", "gflops_all", "gflops_fused",
@@ -106,7 +109,10 @@ def _attention_kind(layer) -> str | None:
 def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
     """The detector as a picture: its layers left to right, one row per stride (P1/2 ... P5/32,
     read off a forward at ``imgsz``), arrows for the YAML's ``from``; the layers that attend are
-    coloured (focused linear / softmax) and labelled with the map they see and its token count (notebook 05)."""
+    coloured (focused linear / softmax), and the title gives the map each sees and its token count (notebook 05).
+
+    A layer's block is named under the axis (its YAML index and module, turned upright), in type as large as the
+    axis labels': a name inside a box a third of an inch wide would have to be too small to read."""
     import matplotlib.pyplot as plt
     import torch
     from matplotlib.patches import FancyBboxPatch
@@ -126,9 +132,9 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
     level = {i: (imgsz // hw[0]).bit_length() - 1 for i, hw in sizes.items()}  # stride 2**level
     bottom = max(level.values()) + 1
     if ax is None:
-        _, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.4))  # the page's width: about a third of an inch a layer
+        _, ax = plt.subplots(figsize=(PAGE_WIDTH, 4.0))  # the page's width: about a third of an inch a layer
     colours = {"linear": "#f28e2b", "softmax": "#4e79a7", None: "#e8e8e8"}
-    short = {"Upsample": "Up", "Concat": "Cat", "Detect": "Det"}
+    attends = []
     for i, layer in enumerate(layers):
         y = level.get(i, bottom)
         for src in ([layer.f] if isinstance(layer.f, int) else layer.f):
@@ -141,25 +147,24 @@ def plot_network(model, imgsz: int = 640, ax=None, title: str | None = None):
         kind = _attention_kind(layer)
         ax.add_patch(FancyBboxPatch((i - 0.4, y - 0.28), 0.8, 0.56, boxstyle="round,pad=0.02",
                                     fc=colours[kind], ec="#555555", lw=0.6, zorder=3))
-        name = type(layer).__name__
-        ax.text(i, y, short.get(name, name).replace("_FLA", "\nFLA"), ha="center", va="center", fontsize=7, zorder=4)
         if kind and i in sizes:
             h, w = sizes[i]
-            # above every box (zorder 5) on a white ground: the next row's boxes would cut the label
-            ax.text(i, y + 0.36, f"{h}×{w}\nN={h * w}", ha="center", va="top", fontsize=7, zorder=5,
-                    color=colours[kind], fontweight="bold", bbox=dict(fc="white", ec="none", pad=0.3, alpha=0.9))
+            attends.append(f"{i} ({h}×{w}, N={h * w})")
     ax.set_xlim(-0.7, len(layers) - 0.3)
     ax.set_ylim(bottom + 0.7, 0.3)
     ax.set_yticks(range(1, bottom + 1), [f"P{k}/{2 ** k}" for k in range(1, bottom)] + ["head"])
-    ax.set_xticks(range(len(layers)))
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("layer (YAML index)")
+    ax.set_xticks(range(len(layers)), [f"{i} {type(layer).__name__}" for i, layer in enumerate(layers)],
+                  rotation=90, fontsize=LABEL_POINTS)
+    ax.tick_params(axis="y", labelsize=LABEL_POINTS)
+    ax.set_xlabel("layer: YAML index and block", fontsize=LABEL_POINTS)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, fc=colours[k]) for k in ("linear", "softmax")]
-    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", fontsize=8, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(handles, ["focused linear attention", "softmax attention"], loc="lower left", ncol=2, fontsize=LABEL_POINTS,
+              frameon=False)
+    if title or attends:
+        ax.set_title(": ".join(filter(None, [title, "attention at layer " + ", ".join(attends) if attends else ""])),
+                     fontsize=10, loc="left")
     return ax
 
 

@@ -8,7 +8,8 @@ The rule (``tests/test_prose_numbers.py`` applies it to the notebooks executed i
   percent sign, ``10^{-4}`` and ``1e-4``, inside formulas too. Not checked: code spans and code blocks (names),
   link targets, HTML tags, numbers glued to letters (P3, yolov8n, fp16, float32, 2N), exponents and subscripts
   (``N^2``, ``D_0``), references (Eq. 4, Eqs. 10–11, §3.1, Section 2, notebook 02, Fig. 5, Appendix B,
-  exercise 2, arXiv ids), list numbers, citation years, the **Time:** sentence
+  exercise 2, arXiv ids), list numbers, citation years, an exercise set inside a section (from "**Your turn.**" to
+  the end of its cell: the problem's givens), the **Time:** sentence
   (``test_header_times_are_the_readmes`` checks it against the README's time table instead), and two
   sections: "Further reading", and "Exercises", whose numbers are the problems' givens and the answers
   derived from them (the exercises' checkers test those), not quotes of outputs.
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 APPROX = re.compile(r"(about|≈|~|roughly|nearly|almost|around)\s*\$?\s*$", re.I)
 #: references to parts of the text or of other works: the number names a place, it is not a quantity
 REFERENCE = re.compile(
-    r"(?:\bEqs?\.|§|\bSections?|\bsection|\bnotebooks?|\bNotebooks?|\bFig\.|\bTab\.|\bTable|\bAppendix|\bappendix|"
+    r"(?:\bEqs?\.|§|\b[Ss]ections?|\bnotebooks?|\bNotebooks?|\bFig\.|\bTab\.|\bTable|\bAppendix|\bappendix|"
     r"\b[Ee]xercises?|\bSteps?|\bstep|\barXiv|\bProposition|\bcells?|\bPart|\bpart)\s*"
     r"\d+(?:\.\d+)*(?:\s*(?:[–,-]|and|or|to)\s*\d+(?:\.\d+)*)*[a-z]?"
 )
@@ -71,6 +72,7 @@ def _clean(markdown: str) -> str:
     text = re.sub(r"https?://\S+", " ", text)
     text = re.sub(r"<[^>]+>", " ", text)
     text = re.sub(r"\*\*Time:\*\*[^*]*?(?=\*\*|$)", " ", text, flags=re.S)  # checked against the README instead
+    text = re.sub(r"\*\*Your turn\.\*\*.*", " ", text, flags=re.S)  # an exercise's givens, as in "Exercises"
     text = text.replace("²", "^2").replace("³", "^3").replace("−", "-").replace("\u2009", " ")
     text = REFERENCE.sub(" ", text)
     text = re.sub(r"(?m)^#+\s*\d+\s*[.·]", " ", text)  # "# 01 · Title", "## 3. Title"

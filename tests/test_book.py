@@ -108,6 +108,19 @@ def test_the_book_gives_06_its_parameters_and_collapses_the_solutions():
     assert not any("hide-input" in c.metadata.get("tags", []) for c in four.cells if c not in hidden)
 
 
+def test_progress_bars_are_left_out_of_the_pages_and_the_rest_stays():
+    book = load_tool("book")
+    new = nbformat.v4
+    bar = new.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                "text/plain": "build, count, export:   0%|          | 0/10 [00:00<?, ?variant/s]"})
+    slider = new.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "y"},
+                                                   "text/plain": "VBox(children=(SelectionSlider(...),))"})
+    table = new.new_output("display_data", data={"text/markdown": "| 0%| a |", "text/plain": "<Markdown>"})
+    printed = new.new_output("stream", name="stdout", text="fused: base 8.74\n")
+    nb = new.new_notebook(cells=[new.new_code_cell("x", outputs=[bar, table, printed, slider])])
+    assert book.drop_progress_bars(nb).cells[0].outputs == [table, printed, slider]
+
+
 SCALES = """imgs => imgs.filter(i => i.offsetParent !== null && i.naturalWidth > 0)
                       .map(i => [i.getBoundingClientRect().width / i.naturalWidth, i.naturalWidth, i.alt || i.src.slice(0, 60)])"""
 

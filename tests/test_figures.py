@@ -13,19 +13,33 @@ from fla.figures import PAGE_WIDTH, panels
 
 MIN_POINTS = 7.0
 DPI = 100  # matplotlib's default, the inline backend's
+#: the diagrams read by their labels (the data flow's shapes on the arrows, the regrouping's matrix sizes): capitals at
+#: least 9 px tall on the page, where a figure PAGE_WIDTH wide is shown at 0.94 of its size (the narrowest scale the
+#: browser test measured, chromium at 1300 px) and a capital of DejaVu Sans is 0.73 of the font size: 9.4 pt
+CAP_HEIGHT, PAGE_SCALE, MIN_CAPITAL_PX = 0.73, 0.94, 9.0
 
 
-def check_fits(fig, name: str):
-    """The figure as the inline backend saves it (tight, 100 dpi) within the column; every text ≥ 7 pt."""
+def capital_px(points: float, drawn_px: float) -> float:
+    """How tall a capital letter of ``points`` is on the page, in a figure drawn ``drawn_px`` wide (at DPI)."""
+    return points * DPI / 72 * CAP_HEIGHT * PAGE_SCALE * min(1.0, PAGE_WIDTH * DPI / drawn_px)
+
+
+def check_fits(fig, name: str, labels_px: float | None = None):
+    """The figure as the inline backend saves it (tight, 100 dpi) within the column; every text ≥ 7 pt, and with
+    ``labels_px`` every text's capitals at least that tall on the page (``capital_px``)."""
     from PIL import Image
 
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI, bbox_inches="tight")
     width = Image.open(png).size[0]
     assert width <= PAGE_WIDTH * DPI + 8, f"{name}: {width} px wide, the page shows {PAGE_WIDTH * DPI:.0f}"
-    small = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()
-             and t.get_fontsize() < MIN_POINTS}
+    texts = [t for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
+    small = {t.get_text(): t.get_fontsize() for t in texts if t.get_fontsize() < MIN_POINTS}
     assert not small, f"{name}: text below {MIN_POINTS} pt: {small}"
+    if labels_px is not None:
+        small = {t.get_text(): round(capital_px(t.get_fontsize(), width), 1) for t in texts
+                 if capital_px(t.get_fontsize(), width) < labels_px}
+        assert not small, f"{name}: capitals below {labels_px} px on the page: {small}"
     plt.close(fig)
 
 
@@ -37,6 +51,10 @@ def test_the_check_fails_on_a_row_of_four_panels():
     ax.text(0.5, 0.5, "tiny", fontsize=6)
     with pytest.raises(AssertionError, match="below"):
         check_fits(fig, "tiny text")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.text(0.5, 0.5, "B×N×C", fontsize=7.5)  # the data flow's arrow labels before: capitals 6.9 px on the page
+    with pytest.raises(AssertionError, match="capitals below 9.0 px"):
+        check_fits(fig, "small labels", labels_px=MIN_CAPITAL_PX)
 
 
 def test_panels_wrap_into_rows_within_the_page():
@@ -59,8 +77,8 @@ def test_the_course_views_fit_the_page():
     check_fits(views.plot_rank(views.rank_view(tokens, 3.0, 5)), "03 rank")
     check_fits(views.plot_strength(views.StrengthViews(tokens).view(1e-4)), "03 strength slider")
     check_fits(complexity.order_view(32)[0], "01 order slider")
-    check_fits(complexity.regrouping_figure(), "01 regrouping")
-    check_fits(dataflow.draw(), "data flow")
+    check_fits(complexity.regrouping_figure(), "01 regrouping", labels_px=MIN_CAPITAL_PX)
+    check_fits(dataflow.draw(), "data flow", labels_px=MIN_CAPITAL_PX)
 
 
 def test_the_experiments_figures_fit_the_page(tmp_path):

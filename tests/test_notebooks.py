@@ -71,6 +71,42 @@ def test_notebooks_are_found():
     assert {"01-complexity", "02-focusing", "03-rank"} <= set(names), names
 
 
+def exercises_without_solution(nb) -> list[str]:
+    """The checkers of coding exercises set inside a section (before "## Exercises", whose solutions are a collapsed
+    block of their own) that no hidden cell right after the exercise solves: each such exercise is followed by a cell
+    collapsed in JupyterLab (``jupyter.source_hidden``, collapsed on the pages too) that calls the same checker."""
+    missing, in_exercises = [], False
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and re.search(r"(?m)^## ", cell.source):
+            in_exercises = bool(re.search(r"(?m)^## Exercises", cell.source))
+        if in_exercises or cell.cell_type != "code" or "raise NotImplementedError" not in cell.source:
+            continue
+        for checker in re.findall(r"\b(check_\w+)\(", cell.source):
+            after = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+            if not (after is not None and after.cell_type == "code" and after.metadata.get("jupyter", {}).get("source_hidden")
+                    and f"{checker}(" in after.source):
+                missing.append(f"cell {i}: {checker}")
+    return missing
+
+
+def test_an_exercise_without_its_collapsed_solution_is_found():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    exercise = new_code_cell("def f(x):\n    raise NotImplementedError\n\ncheck_f(f)")
+    solution = new_code_cell("def f(x):\n    return x\n\ncheck_f(f)", metadata={"jupyter": {"source_hidden": True}})
+    shown = new_code_cell(solution.source)
+    head = new_markdown_cell("## 1. A")
+    assert exercises_without_solution(new_notebook(cells=[head, exercise, solution])) == []
+    assert exercises_without_solution(new_notebook(cells=[head, exercise, shown])) == ["cell 1: check_f"]
+    assert exercises_without_solution(new_notebook(cells=[head, exercise])) == ["cell 1: check_f"]
+    assert exercises_without_solution(new_notebook(cells=[new_markdown_cell("## Exercises"), exercise])) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_inside_sections_have_a_collapsed_solution(path):
+    assert not exercises_without_solution(nbformat.read(path, as_version=4))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_stored_without_outputs_and_first_cell_installs_this_project(path):
     nb = nbformat.read(path, as_version=4)

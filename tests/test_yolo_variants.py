@@ -149,6 +149,31 @@ def test_models_command_table_without_latency(capsys):
     assert lines[1].split("|")[2].strip() == "2,624,080"  # yolo11n's parameters, as ultralytics states them
 
 
+def test_fused_gflops_fold_batchnorm_and_drop_yolo26s_training_branch(capsys):
+    """What ``model.fuse()`` would print, without printing: for yolov8n BatchNorm folding alone (each conv's multiply-adds
+    stay); YOLO26's end-to-end head also loses its one-to-many branch, which its unfused forward runs even in eval."""
+    import copy
+
+    from fla.yolo.table import measure_all
+    from ultralytics import YOLO
+    from ultralytics.nn.modules import Conv
+    from ultralytics.utils.torch_utils import fuse_conv_and_bn, get_flops
+
+    def batchnorm_folded(variant):  # the convolutions' BatchNorms folded by hand, nothing else changed
+        net = copy.deepcopy(YOLO(Y.model_yaml(variant), verbose=False).model).eval()
+        for m in net.modules():
+            if isinstance(m, Conv) and hasattr(m, "bn"):
+                m.conv, m.forward = fuse_conv_and_bn(m.conv, m.bn), m.forward_fuse
+                del m.bn
+        return get_flops(net, 640)
+
+    v8, v26 = measure_all(["base", "yolo26:base"], progress=False, latency=False)
+    assert "summary (fused)" not in capsys.readouterr().out
+    assert v8["gflops_fused"] == pytest.approx(batchnorm_folded("base"), rel=1e-6)
+    assert v8["gflops_fused"] < v8["gflops"]
+    assert v26["gflops_fused"] < batchnorm_folded("yolo26:base") - 0.3  # the head's one-to-many branch, gone too
+
+
 def test_models_command_rejects_bad_input(capsys):
     from fla.cli import main
 

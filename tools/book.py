@@ -16,7 +16,7 @@
   the package's code, the settings that change outputs (``FLA_*`` variables, the versions of Python and of the
   libraries that compute and draw): a rebuild re-executes only what changed.
 - Cells hidden in JupyterLab (solutions: ``source_hidden``) are collapsed on the pages too; printed text wraps at
-  the column (``book/fla.css``).
+  the column (``book/fla.css``); progress bars (widgets, which a page would show frozen at 0 %) are left out.
 - The glossary and the notation table (``docs/``) are pages of the book too; the notebooks' links to them on GitHub
   point to those pages there.
 - Pages: ``OUT/html/index.html``. Offline throughout; nothing is fetched.
@@ -114,6 +114,24 @@ def collapse_hidden(nb):
     return nb
 
 
+#: tqdm's text: "build, count, export:  40%|████      | 4/10 [00:02<00:03, ...]"
+PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d*")
+
+
+def drop_progress_bars(nb):
+    """Progress bars left out of the pages. In a notebook a tqdm bar is a widget; a page has no widget state, so it would
+    show the bar's text as first drawn, frozen at 0 %. The work it tracked is done when the page is built, and what the
+    cell printed besides stays."""
+    def bar(output) -> bool:
+        data = output.get("data", {})
+        return "application/vnd.jupyter.widget-view+json" in data and bool(PROGRESS_BAR.search(data.get("text/plain", "")))
+
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not bar(o)]
+    return nb
+
+
 def join_streams(nb):
     """Adjacent pieces of one stream in one output: a print split by the kernel (``"--- a"`` then ``"\\n"``) would be
     two boxes on the page, one of them empty. Pieces with a table or figure between them stay apart, in order."""
@@ -193,7 +211,7 @@ def main(argv=None) -> int:
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = REFERENCE_URL.sub(r"\1.md", cell.source)
-        nbformat.write(join_streams(collapse_hidden(nb)), src / path.name)
+        nbformat.write(join_streams(drop_progress_bars(collapse_hidden(nb))), src / path.name)
         meta = nb.metadata["fla_book"]
         lines.append(f"- `{path.name}`: {meta['mode']} mode, executed in {meta['seconds']:.0f} s")
         times[path.name[:2]] = f"{meta['seconds']:.0f} s, {meta['mode']} mode"

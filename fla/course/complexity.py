@@ -193,6 +193,8 @@ def regrouping_figure(n: int = 4096, d: int = 64):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    from .dataflow import LABEL_POINTS  # the data flow's label size: the two pictures are read alike
+
     big, small = 2.4, 0.9  # drawn side lengths of N and d
     shapes = {"N": big, "d": small, "d_v": small}
 
@@ -200,9 +202,9 @@ def regrouping_figure(n: int = 4096, d: int = 64):
         """A rows×cols matrix whose left edge is x and vertical centre y; returns its right edge."""
         w, h = shapes[cols], shapes[rows]
         ax.add_patch(Rectangle((x, y - h / 2), w, h, fc=color or "#dfe7f3", ec="#333", lw=1))
-        ax.text(x + w / 2, y, label, ha="center", va="center", fontsize=9)
-        ax.text(x + w / 2, y - h / 2 - 0.12, f"{rows}×{cols}".replace("d_v", "dᵥ"), ha="center", va="top", fontsize=8.5,
-                color="#333")
+        ax.text(x + w / 2, y, label, ha="center", va="center", fontsize=LABEL_POINTS)
+        ax.text(x + w / 2, y - h / 2 - 0.12, f"{rows}×{cols}".replace("d_v", "dᵥ"), ha="center", va="top",
+                fontsize=LABEL_POINTS, color="#333")
         return x + w
 
     def line(ax, y, parts):

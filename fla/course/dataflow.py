@@ -8,11 +8,13 @@ import sys
 
 from ..figures import PAGE_WIDTH
 
-__all__ = ["BOXES", "ARROWS", "draw"]
+__all__ = ["BOXES", "ARROWS", "LABEL_POINTS", "draw"]
+
+LABEL_POINTS = 9.5  # boxes and arrows: capitals ≥ 9 px tall on the page (tests/test_figures.py)
 
 # name -> (x, y, label); y grows downwards
 BOXES = {
-    "x": (0.50, 0.0, "feature map x"),
+    "x": (0.50, 0.0, "feature map x: B×C×H×W, flattened"),
     "q": (0.18, 1.0, "to_q  (C×C)"),
     "k": (0.50, 1.0, "to_k  (C×C)  + pos"),
     "v": (0.84, 1.0, "to_v  (C×C)"),
@@ -26,7 +28,7 @@ BOXES = {
 }
 # (from, to, shape on the arrow)
 ARROWS = [
-    ("x", "q", "flatten: B×N×C"),
+    ("x", "q", "B×N×C"),
     ("x", "k", "B×N×C"),
     ("x", "v", "B×N×C"),
     ("q", "phiq", "B×N×C"),
@@ -46,11 +48,11 @@ def draw():
     """The figure: boxes for the steps, arrows labelled with the shape that flows (N = H·W, d = C/h)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 6.2))  # the width of a page: shown at the size it is drawn
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 7.0))  # the width of a page: shown at the size it is drawn
     ax.set_xlim(0, 1)
     ax.set_ylim(6.7, -0.5)
     ax.axis("off")
-    style = dict(ha="center", va="center", fontsize=8.5, bbox=dict(boxstyle="round,pad=0.4", fc="#eef3fb", ec="#4a6fa5"))
+    style = dict(ha="center", va="center", fontsize=LABEL_POINTS, bbox=dict(boxstyle="round,pad=0.4", fc="#eef3fb", ec="#4a6fa5"))
     for name, (x, y, label) in BOXES.items():
         ax.text(x, y, label, **{**style, "bbox": {**style["bbox"], "fc": "#fbeee6" if name in ("phiq", "phik") else
                                                   "#e9f5e9" if name == "dwc" else "#eef3fb"}})
@@ -58,7 +60,7 @@ def draw():
         (x0, y0, _), (x1, y1, _) = BOXES[a], BOXES[b]
         ax.annotate("", xy=(x1, y1 - 0.28), xytext=(x0, y0 + 0.28),
                     arrowprops=dict(arrowstyle="->", color="#555", lw=1.1))
-        ax.text((x0 + x1) / 2 + 0.01, (y0 + y1) / 2, shape, fontsize=7.5, color="#333", ha="left", va="center",
+        ax.text((x0 + x1) / 2 + 0.01, (y0 + y1) / 2, shape, fontsize=LABEL_POINTS, color="#333", ha="left", va="center",
                 bbox=dict(fc="white", ec="none", pad=0.5))
     ax.set_title("FocusedLinearAttention: B images, C channels, N = H·W tokens,\nh heads of d = C/h", fontsize=10)
     fig.tight_layout()

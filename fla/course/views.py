@@ -197,13 +197,14 @@ def plot_focusing(view: FocusView, image: np.ndarray):
     axes = axes.ravel()
     for ax, kind in zip(axes[:3], KINDS):
         ax.imshow(image)
-        ax.imshow(view.maps[kind], cmap="inferno", alpha=0.75, extent=(0, image.shape[1], image.shape[0], 0))
+        shown = ax.imshow(view.maps[kind], cmap="inferno", alpha=0.75, extent=(0, image.shape[1], image.shape[0], 0))
+        fig.colorbar(shown, ax=ax, fraction=0.046, label="attention weight")  # each map on its own scale
         title = LABELS[kind] + (f" p={view.p:g}" if kind == "focused" else "")
         ax.set_title(f"{title}: entropy {view.entropy[kind]:.2f} nats")
     im = axes[3].imshow(view.entropy_map, cmap="viridis", vmin=0, vmax=np.log(h * w),
                         extent=(0, image.shape[1], image.shape[0], 0))
     axes[3].set_title(f"{LABELS[view.kind]}: entropy of every query")
-    fig.colorbar(im, ax=axes[3], fraction=0.046)
+    fig.colorbar(im, ax=axes[3], fraction=0.046, label="nats")
     for ax in axes:
         ax.add_patch(plt.Rectangle((view.query[1] * cell_w, view.query[0] * cell_h), cell_w, cell_h, fill=False,
                                    ec="red", lw=2))

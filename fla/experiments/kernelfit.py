@@ -453,7 +453,9 @@ def plot(rows: list[dict], path=None):
     cs = contrasts(rows)
     ds = sorted({r["d"] for r in rows})
     fig, axes = plt.subplots(2, len(ds), figsize=(3.8 * len(ds), 5.6), squeeze=False, sharex=True)
-    color = {a: ("black" if a[0] == "relu" else plt.cm.viridis(n / len(arms))) for n, a in enumerate(arms)}
+    # distinct hues and markers per p (a sequential map made f_1, f_2 and f_3 hard to tell apart)
+    color = {a: ("black" if a[0] == "relu" else plt.cm.tab10(n - 1)) for n, a in enumerate(arms)}
+    marker = {a: "osD^vP*X"[n % 8] for n, a in enumerate(arms)}
     for j, d in enumerate(ds):
         betas = sorted({r["beta"] for r in rows if r["d"] == d})
         ax = axes[0, j]
@@ -462,7 +464,7 @@ def plot(rows: list[dict], path=None):
             mine = sorted((c for c in cs if c["d"] == d and c["p"] == a[1]), key=lambda c: c["beta"])
             if mine:
                 x = [c["beta"] for c in mine]
-                ax.plot(x, [c["median"] for c in mine], marker="o", ms=3, color=color[a], label=_label(*a))
+                ax.plot(x, [c["median"] for c in mine], marker=marker[a], ms=4, color=color[a], label=_label(*a))
                 ax.fill_between(x, [c["lo"] for c in mine], [c["hi"] for c in mine], alpha=0.15, color=color[a])
         ax.set_title(f"d = {d}: held-out KL, f_p − ReLU", fontsize=10)
         ax.set_ylabel("nats (< 0: f_p better)")
@@ -470,14 +472,15 @@ def plot(rows: list[dict], path=None):
         for a in arms:
             med = [(b, _median(r["entropy"] for r in g[(d, b, *a)].values())) for b in betas if (d, b, *a) in g]
             if med:
-                ax.plot(*zip(*med), marker="o", ms=3, color=color[a], ls="--" if a[0] == "relu" else "-", label=_label(*a))
+                ax.plot(*zip(*med), marker=marker[a], ms=4, color=color[a], ls="--" if a[0] == "relu" else "-",
+                        label=_label(*a))
         ref = [_median(r["target_entropy"] for r in rows if r["d"] == d and r["beta"] == b) for b in betas]
         ax.plot(betas, ref, color="gray", lw=3, alpha=0.5, label="target")
         ax.set_title(f"d = {d}: row entropy", fontsize=10)
         ax.set_ylabel("nats")
         ax.set_xlabel("target sharpness β")
         ax.set_xscale("log", base=2)
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=8, ncol=2, loc="best")
     axes[1, 0].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     if path:

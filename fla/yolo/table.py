@@ -7,6 +7,10 @@ Columns, per variant at one scale (n by default), nc=80, 640×640:
   blocks (C2PSA, A2C2f), so the attention's cost is counted again with torch's FlopCounterMode,
   which sees every matmul and convolution that runs, in ours and in ultralytics' attention alike:
   ``attn GFLOPs`` and its share of the model's matmuls and convolutions (``attention_placements``).
+- ``gflops_fused``: ultralytics' count of the model fused for inference, as it predicts, exports and is timed here:
+  each BatchNorm folded into its convolution (thop counts a BatchNorm's per-element arithmetic, fusing removes it)
+  and, in end-to-end heads (YOLO26), the one-to-many branch dropped, which only training uses (unfused, the head
+  runs both branches even in eval mode). Not a column of ``markdown``; notebook 05 prints it under the table.
 - ``torch ms`` / ``ORT ms``: wall time of one image (batch 1), the model fused (conv+BN, as
   ultralytics predicts and exports), in eager torch and in ONNX Runtime on the model ultralytics'
   exporter writes; median (and minimum) of ``runs`` after ``warmup``, timed round by round over
@@ -29,7 +33,7 @@ from ..files import markdown_table
 
 __all__ = ["COLUMNS", "attention_placements", "plot_network", "measure", "measure_all", "markdown"]
 
-COLUMNS = ["variant", "scale", "params", "attention_params", "gflops", "attention_gflops", "gflops_all",
+COLUMNS = ["variant", "scale", "params", "attention_params", "gflops", "attention_gflops", "gflops_all", "gflops_fused",
            "torch_ms", "ort_ms", "torch_min_ms", "ort_min_ms"]
 
 
@@ -164,7 +168,7 @@ def _fused(net):
     net = copy.deepcopy(net).float().cpu().eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    return net.fuse()
+    return net.fuse(verbose=False)  # ultralytics' summary of the fused model is ``gflops_fused``, not a printed line
 
 
 def _ort_session(model, imgsz: int, workdir: Path, name: str):
@@ -184,6 +188,7 @@ def _ort_session(model, imgsz: int, workdir: Path, name: str):
 def _prepare(variant: str, scale: str, imgsz: int, onnx: bool, latency: bool, model=None) -> tuple:
     """(row with the counts, fused torch model, ONNX Runtime session): everything but the timing."""
     from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops
 
     from .variants import model_summary, model_yaml
 
@@ -194,13 +199,15 @@ def _prepare(variant: str, scale: str, imgsz: int, onnx: bool, latency: bool, mo
            "attention_params": summary["attention_params"], "gflops": summary["gflops"],
            "attention_gflops": sum(p["flops"] for p in placements) / 1e9, "gflops_all": total / 1e9,
            "torch_ms": None, "ort_ms": None, "torch_min_ms": None, "ort_min_ms": None}
+    fused = _fused(model.model)
+    row["gflops_fused"] = get_flops(fused, imgsz)  # what model.fuse() would print
     if not latency:
         return row, None, None
     session = None
     if onnx:
         with tempfile.TemporaryDirectory() as tmp:
             session = _ort_session(model, imgsz, Path(tmp), variant.replace(":", "-") + scale)
-    return row, _fused(model.model), session
+    return row, fused, session
 
 
 def measure_all(variants, progress: bool = True, models: dict | None = None, scale: str = "n", imgsz: int = 640,

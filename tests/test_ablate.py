@@ -305,6 +305,25 @@ def test_a_shared_rate_is_the_best_median_of_the_tuned_mixers_pooled(tmp_path, m
     assert {r["variant"] for r in tuning} == {"linear", "fla"} and len(tuning) == 2 * 3 * 3
 
 
+def test_the_tuning_table_gives_a_shared_rate_one_row_naming_the_mixers_it_was_tuned_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(A.runs, "_one", _fake_one(lambda lr, seed: {1e-3: 0.2, 3e-3: 0.7, 1e-2: 0.5}[lr]))
+    preset = _preset(mixers=(A.BASE["none"], A.BASE["linear"], A.BASE["fla"]), lrs=(1e-3, 3e-3, 1e-2), shared_lr=True,
+                     tune_mixers=(A.BASE["linear"], A.BASE["fla"]), tune_seeds=(100, 101, 102))
+    A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": preset}, progress=False, log=lambda m: None)
+    table = A.report.tuning_table(A.read_rows(tmp_path), {"recall": preset})
+    body = [line for line in table.splitlines()[2:]]
+    assert len(body) == 1 and "tuned on linear + fla" in body[0] and "**0.700**" in body[0], table
+
+
+def test_a_mixer_without_a_tuned_rate_stops_the_run_instead_of_taking_the_grids_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(A.runs, "_one", _fake_one(lambda lr, seed: 0.5))
+    monkeypatch.setattr(A.runs, "tuned_lrs", lambda rows, p: {})  # as when a mixer's tuning runs are incomplete
+    preset = _preset(lrs=(1e-2, 3e-2), tune_seeds=(100,), max_extend=0, seeds=(0,))
+    with pytest.raises(RuntimeError, match="no tuned learning rate for linear"):
+        A.run_ablation(tmp_path, ["recall"], jobs=1, presets={"recall": preset}, progress=False, log=lambda m: None)
+    assert not any(r["seed"] == 0 for r in A.read_rows(tmp_path)), "no reported seed ran at an unchosen rate"
+
+
 def test_presets_are_typed_and_an_unknown_key_is_an_error():
     preset = A.PRESETS["full"]["recall"]
     assert A.Preset.from_json(preset.to_json()) == preset

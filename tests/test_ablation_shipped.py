@@ -95,4 +95,5 @@ def test_notebook_04_reads_the_shipped_run_by_default(tmp_path, monkeypatch):
     presets = {t: A.Preset.from_json(settings[t]) for t in A.TASKS if t in settings}
     assert f"the shipped full run: {settings['run']['machine']}" in printed
     linear = [r["value"] for r in A.reported(rows, presets) if r["task"] == "retrieval" and A.mixer_of(r) == A.BASE["linear"]]
-    assert f"| retrieval | N=256 | linear | {sum(linear) / len(linear):.3f} | " in printed
+    setting = presets["retrieval"].setting
+    assert f"| retrieval | {setting} | linear | {sum(linear) / len(linear):.3f} | " in printed

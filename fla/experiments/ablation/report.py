@@ -164,14 +164,20 @@ def dilution_table(rows: list[dict], presets: dict) -> str:
 
 def tuning_table(rows: list[dict], presets: dict) -> str:
     """Markdown: per task × mixer, the median over the tuning seeds at each learning rate tried (the chosen one in
-    bold) and whether it lies strictly inside the grid."""
+    bold) and whether it lies strictly inside the grid; a task whose mixers share one rate has one row."""
     lines, lrs = [], set()
     for task, p in presets.items():
-        for mixer, t in tuned_lrs(rows, p).items():
+        tuned = tuned_lrs(rows, p)
+        if p.shared_lr and tuned:  # one pooled choice for every mixer: one row, naming the mixers it was tuned on
+            t = next(iter(tuned.values()))
             lrs |= set(t["medians"])
-            lines.append((task, mixer, t))
+            lines.append((task, f"every mixer (tuned on {' + '.join(m.label for m in p.tune_mixers)}, pooled)", t))
+            continue
+        for mixer, t in tuned.items():
+            lrs |= set(t["medians"])
+            lines.append((task, mixer.label, t))
     lrs = sorted(lrs)
-    table = [[task, m.label] + [("**" + _fmt(t["medians"][lr]) + "**" if lr == t["lr"] else _fmt(t["medians"][lr]))
+    table = [[task, m] + [("**" + _fmt(t["medians"][lr]) + "**" if lr == t["lr"] else _fmt(t["medians"][lr]))
                                 if lr in t["medians"] else "–" for lr in lrs] + ["yes" if t["inside"] else "no (edge)"]
              for task, m, t in lines]
     return markdown_table(["task", "mixer"] + [f"lr {lr:g}" for lr in lrs] + ["inside"], table, numeric=True)

@@ -300,10 +300,15 @@ def run_ablation(out, tasks=TASKS, *, quick: bool = False, data=None, device=Non
                         break
                     go(extra, f"{p.task}, tuning grid extended ({round_ + 1})")
             lrs = {m: t["lr"] for m, t in tuned_lrs(runs.rows, p).items()}
-            mine_todo = [job(p, m, s, lrs.get(m, p.lrs[0])) for m in p.mixers for s in p.seeds]
+            if len(p.lrs) == 1:  # nothing to tune: the one rate
+                lrs = {m: p.lrs[0] for m in p.mixers}
+            untuned = [m.label for m in p.mixers if m not in lrs]
+            if untuned:  # never fall back to a rate nobody chose
+                raise RuntimeError(f"{p.task}: no tuned learning rate for {', '.join(untuned)} (its tuning runs are incomplete)")
+            mine_todo = [job(p, m, s, lrs[m]) for m in p.mixers for s in p.seeds]
             lrs |= {m: p.reference_lr for m in p.reference}
             mine_todo += [job(p, m, s, lrs[m]) for m in p.reference for s in p.reference_seeds]
-            mine_todo += [job(p, m, s, lrs.get(m, p.lrs[0]), 2 * p.training.steps) for m in p.long_mixers
+            mine_todo += [job(p, m, s, lrs[m], 2 * p.training.steps) for m in p.long_mixers
                           for s in p.long_seeds]
             go(mine_todo, f"{p.task}, seeds")
             todo += mine_todo

@@ -549,3 +549,53 @@ def test_the_dilution_table_shows_only_the_n_its_models_were_scored_at():
     rows = [{**r, "steps": presets["retrieval"].training.steps} for r in rows]
     table = A.dilution_table(rows, presets)
     assert "N = 64: accuracy" in table and "N = 256: accuracy" in table and "N = 1024" not in table
+
+
+def test_what_the_seeds_could_detect_on_known_differences():
+    """The power table: the sd of the per-seed differences and (z₀.₉₇₅ + z₀.₈) · sd / √n, also at 0.05 / the family."""
+    presets = {"recall": _preset(mixers=(A.BASE["linear"], A.BASE["linear+focus"]), seeds=tuple(range(16)))}
+    diffs = [0.1 * (-1) ** s for s in range(16)]  # sd of the differences: 0.1 · √(16/15)
+    rows = [_row("recall", A.BASE["linear"], s, 0.5) for s in range(16)]
+    rows += [_row("recall", A.BASE["linear+focus"], s, 0.5 + d, mass=0.5 + 0.01 * s) for s, d in enumerate(diffs)]
+    sd = statistics.stdev(diffs)
+    z = statistics.NormalDist().inv_cdf
+    family = len(A.contrasts(rows, presets))  # the metric, the answer mass and the row entropy
+    line = next(x for x in A.power_table(rows, presets).splitlines() if x.startswith("| recall"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2:] == ["16", f"{sd:.3f}", f"{(z(0.975) + z(0.8)) * sd / 4:.3f}",
+                         f"{(z(1 - 0.05 / family / 2) + z(0.8)) * sd / 4:.3f}"]
+    assert family == 3 and f"({0.05 / family:.4f})" in A.power_table(rows, presets)
+
+
+def _retrieval_rows(presets, tasks=("retrieval", "recall")):
+    rows = []
+    for task in tasks:
+        for m in (A.BASE["linear"], A.BASE["linear+focus"]):
+            for s in range(3):
+                extra = {"acc_64": 0.5, "mass_64": 0.1, "entropy_64": 3.0, "acc_256": 0.3, "mass_256": 0.02,
+                         "entropy_256": 4.5} if task == "retrieval" else {}
+                rows.append({**_row(task, m, s, 0.4 + 0.1 * s, steps=presets[task].training.steps, **extra),
+                             "setting": presets[task].setting})
+    return rows
+
+
+def test_the_figure_has_a_panel_per_task_with_rows_chance_lines_and_no_empty_panel():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    presets = {t: A.PRESETS["quick"][t] for t in ("retrieval", "recall", "helmet")}
+    fig = A.plot(_retrieval_rows(presets), presets=presets)  # no helmet rows: no helmet panel
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 3 and not any("helmet" in t for t in titles), titles
+    assert all(ax.has_data() for ax in fig.axes), "no empty panel"
+    labels = {ax.get_title(): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}
+    acc = next(t for t in titles if "accuracy" in t)
+    assert "chance (0.25)" in labels[acc] and "failure line (0.3)" in labels[acc]
+    recall = next(t for t in titles if t.startswith("recall"))
+    assert "chance (0.0625)" in labels[recall] and "failure line (0.5)" in labels[recall]
+    assert fig.axes[-1].get_position().width > 1.5 * fig.axes[0].get_position().width, "the odd panel spans the row"
+    plt.close(fig)
+    fig = A.plot(_retrieval_rows(presets, ("recall",)), presets=presets)  # one task: one panel, the page's width
+    assert [ax.get_title() for ax in fig.axes] == ["recall: seeds (dots), mean (bar), median (×)"]
+    plt.close(fig)

@@ -149,8 +149,8 @@ def show_found(detections: dict, data_yaml, split: str = "test", n: int = 4, con
             f = found(d, image.name, conf)
             lines.append(f"{title}: " + ", ".join(f"{names[c]}s {f[c][0]}/{f[c][1]}" for c in COLOURS)
                          + f", {f['false']} false")
-        ax.set_xlabel("\n".join(lines), fontsize=8, loc="left")
-    fig.suptitle(f"labelled boxes (green helmet, red head); found: labels matched at IoU 0.5, conf ≥ {conf}", fontsize=9)
+        ax.set_xlabel("\n".join(lines), fontsize=9.5, loc="left")  # read as numbers: as large as the page's labels
+    fig.suptitle(f"labelled boxes (green helmet, red head); found: labels matched at IoU 0.5, conf ≥ {conf}", fontsize=10)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -14,7 +14,7 @@ from ..sweep import SettingsClash
 from .mixers import (BASE, K_DEFAULT, P_DEFAULT, VARIANTS, Mixer, MixerNet, NoMixing, Training, mixer_args, mixer_of,
                      token_mixer, train_run)
 from .report import (CONTRASTS, PAPER_DEIT_T, contrast_table, contrasts, dilution_table, docs_tables, markdown, plot,
-                     reported, summary, summary_table, tuning_table, write_docs_tables)
+                     power_table, reported, summary, summary_table, tuning_table, write_docs_tables)
 from .runs import (COLUMNS, EVAL_NS, KEY, PRESETS, SHIPPED, TASKS, Preset, find_data, make_task, plan, read_rows,
                    run_ablation, shipped, sweep, train_one)
 from .tuning import choose_lr, lr_step, tuned_lrs
@@ -23,5 +23,5 @@ __all__ = ["VARIANTS", "P_DEFAULT", "K_DEFAULT", "BASE", "Mixer", "Training", "N
            "MixerNet", "train_run", "TASKS", "Preset", "PRESETS", "COLUMNS", "KEY", "EVAL_NS", "make_task", "train_one",
            "find_data", "run_ablation", "sweep", "read_rows", "choose_lr", "lr_step", "tuned_lrs", "plan", "SHIPPED",
            "shipped", "SettingsClash", "PAPER_DEIT_T", "CONTRASTS", "mixer_of", "median", "reported", "summary",
-           "summary_table", "contrasts", "contrast_table", "dilution_table", "tuning_table", "markdown", "docs_tables",
-           "write_docs_tables", "plot"]
+           "summary_table", "contrasts", "contrast_table", "power_table", "dilution_table", "tuning_table", "markdown",
+           "docs_tables", "write_docs_tables", "plot"]

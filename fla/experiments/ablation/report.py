@@ -8,13 +8,14 @@ import statistics
 
 from ...figures import PAGE_WIDTH
 from ...files import markdown_table
-from ..stats import group_by, holm, median, paired_resampled
+from ..stats import detectable, group_by, holm, median, paired_resampled
 from .mixers import BASE, Mixer, mixer_of
+from .tasks import TASK_TYPES
 from .tuning import tuned_lrs
 
 __all__ = ["PAPER_DEIT_T", "CONTRASTS", "mixer_of", "median", "reported", "summary", "summary_table", "contrasts",
-           "contrast_table", "dilution_table", "tuning_table", "markdown", "docs_tables", "write_docs_tables", "BEGIN", "END",
-           "plot"]
+           "contrast_table", "power_table", "dilution_table", "tuning_table", "markdown", "docs_tables", "write_docs_tables",
+           "BEGIN", "END", "plot"]
 
 #: the paper's ablation (DeiT-T on ImageNet-1k, top-1 %, one run each), read in order: each row adds one
 #: part to the row above it. Focusing was added without DWC; DWC then on top of focusing.
@@ -121,7 +122,8 @@ def contrasts(rows: list[dict], presets: dict) -> list[dict]:
                 if any(math.isnan(v) for v in xs + ys):
                     continue
                 c = {"task": task, "what": what, "a": a, "b": b, "column": column, "seeds": seeds,
-                     "wins": sum(x > y for x, y in zip(xs, ys)), **paired_resampled(xs, ys)}
+                     "wins": sum(x > y for x, y in zip(xs, ys)),
+                     "sd": statistics.stdev(x - y for x, y in zip(xs, ys)), **paired_resampled(xs, ys)}
                 if column == "value" and len(long_seeds) >= 2:
                     c["long"] = paired_resampled([la[s]["value"] for s in long_seeds], [lb[s]["value"] for s in long_seeds])
                 out.append(c)
@@ -144,6 +146,23 @@ def contrast_table(rows: list[dict], presets: dict) -> str:
                if "long" in c else "–")] for c in cs]
     return markdown_table(["task", "contrast", "a − b", "of", "mean Δ", "median Δ", "a > b", "95 % bootstrap",
                            "permutation p", "Holm p", "2× steps: mean Δ [95 %] (n)"], table, numeric=True)
+
+
+def power_table(rows: list[dict], presets: dict, power: float = 0.8) -> str:
+    """Markdown: per contrast of the metric, what its seeds could have found: the sd of the per-seed differences and
+    the true difference found with probability ``power`` (two-sided, normal approximation: (z₁₋α/₂ + z_power) ·
+    sd / √n), at α = 0.05 and at Holm's strictest level, 0.05 / the number of contrasts tested. A null reads
+    "not detected, detectable ≈ this", not "no effect"."""
+    cs = contrasts(rows, presets)
+    strictest = 0.05 / max(1, len(cs))
+
+    def found(c, alpha):  # stats.detectable with the seeds' spread alone (no per-image noise here)
+        return detectable(c["n"], 1, seed_sd=c["sd"], image_se=0.0, n0=1, alpha=alpha, power=power)
+
+    table = [[c["task"], c["what"], str(c["n"]), f"{c['sd']:.3f}", f"{found(c, 0.05):.3f}", f"{found(c, strictest):.3f}"]
+             for c in cs if c["column"] == "value"]
+    return markdown_table(["task", "contrast", "seeds", "sd of the per-seed Δ", f"detectable at {power * 100:.0f} % power",
+                           f"… at Holm's strictest level ({strictest:.4f})"], table, numeric=True)
 
 
 def _scored_ns(stats) -> list[int]:
@@ -184,7 +203,8 @@ def tuning_table(rows: list[dict], presets: dict) -> str:
 
 
 def markdown(rows: list[dict], presets: dict) -> str:
-    """The text of ``OUT/ablation.md``: the summary, the dilution table, the contrasts, the 2×-steps runs, tuning."""
+    """The text of ``OUT/ablation.md``: the summary, the dilution table, the contrasts, what the seeds could detect,
+    the 2×-steps runs, tuning."""
     if not rows:
         return "# Ablation\n\n(no runs yet)\n"
     parts = ["# Ablation: the token mixer, everything else fixed", "",
@@ -193,6 +213,7 @@ def markdown(rows: list[dict], presets: dict) -> str:
     if any(r["task"] == "retrieval" for r in rows):
         parts += ["Retrieval, each trained model scored at several N:", "", dilution_table(rows, presets), ""]
     parts += ["Each contrast paired by seed (a − b per seed), Holm over all rows:", "", contrast_table(rows, presets), ""]
+    parts += ["What the seeds could detect (80 % power):", "", power_table(rows, presets), ""]
     if _long(rows, presets):
         parts += ["At twice the steps (same learning rates):", "", summary_table(rows, presets, "long"), ""]
     parts += ["Learning rates: median over the tuning seeds (the chosen one in bold):", "", tuning_table(rows, presets), ""]
@@ -203,13 +224,15 @@ BEGIN, END = "<!-- tables from fla/results/ablation: begin -->", "<!-- tables fr
 
 
 def docs_tables(rows: list[dict], presets: dict) -> str:
-    """The tables of docs/ablation.md, made from the rows alone: summary, dilution, contrasts, 2× steps, tuning."""
+    """The tables of docs/ablation.md, made from the rows alone: summary, dilution, contrasts, what the seeds could
+    detect, 2× steps, tuning."""
     parts = ["### Each mixer over its seeds", "", summary_table(rows, presets), ""]
     if any(r["task"] == "retrieval" for r in rows):
         parts += ["### Retrieval: every trained model scored at several N", "",
                   "Each cell: accuracy · answer mass · row entropy (nats), means over the seeds.", "",
                   dilution_table(rows, presets), ""]
     parts += ["### Contrasts, paired by seed", "", contrast_table(rows, presets), ""]
+    parts += ["### What the seeds could detect", "", power_table(rows, presets), ""]
     if _long(rows, presets):
         parts += ["### At twice the steps", "", summary_table(rows, presets, "long"), ""]
     parts += ["### Learning rates: median over the tuning seeds (chosen in bold)", "", tuning_table(rows, presets)]
@@ -232,8 +255,59 @@ def _legend(ax):
         ax.legend(fontsize=7)
 
 
+def _chance(task: str, preset) -> float | None:
+    """Guessing's accuracy on a task that defines it without its data (retrieval, recall); None otherwise."""
+    kind = TASK_TYPES.get(task)
+    return kind(**preset.task_args).chance if kind is not None and hasattr(kind, "chance") else None
+
+
+def _lines(ax, task: str, presets: dict, legend: bool = True):
+    """Where a run counts as failed (the preset's line, fixed before the run) and, where the task has one, chance;
+    ``legend=False``: each line named in small type at its right end instead of in a legend."""
+    p = presets.get(task)
+    if p is None:
+        return
+    chance = _chance(task, p)
+    for y, ls, color, name in ((p.failure, "--", "firebrick", "failure line"), (chance, ":", "gray", "chance")):
+        if y is None:
+            continue
+        ax.axhline(y, ls=ls, lw=1, color=color, label=f"{name} ({y:g})")
+        if not legend:
+            ax.annotate(f"{name} {y:g}", xy=(1, y), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=7, color=color,
+                        bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 0.5}, zorder=6)
+
+
+def _seeds_panel(ax, task: str, mine: list[dict], rows: list[dict], presets: dict):
+    """One task's mixers: each seed a dot, the mean a bar across them, the median a cross; the axis spans the dots,
+    the failure line and chance (helmet's mixers differ by hundredths), 0 to 1 where they spread over most of it."""
+    chosen = reported(rows, presets)
+    values = []
+    for i, s in enumerate(mine):
+        mine_values = [r["value"] for r in chosen if r["task"] == task and mixer_of(r) == s["mixer"]]
+        values += mine_values
+        jitter = [(j % 7 - 3) * 0.05 for j in range(len(mine_values))]
+        ax.scatter([i + x for x in jitter], mine_values, s=8, color=f"C{i}", alpha=0.8, zorder=3)
+        ax.hlines(s["mean"], i - 0.3, i + 0.3, color="black", lw=2, zorder=4)
+        ax.scatter(i, s["median"], marker="x", s=40, color="black", zorder=5)
+    ax.set_xticks(range(len(mine)), [s["label"] for s in mine], rotation=25, ha="right", fontsize=7)
+    ax.set_xlim(-0.6, len(mine) - 0.4)
+    _lines(ax, task, presets, legend=False)
+    lines = [y for y in (presets[task].failure, _chance(task, presets[task])) if y is not None]  # shown, so in range
+    low, high = min(values + lines), max(values + lines)
+    if high - low > 0.3:
+        ax.set_ylim(0.0, 1.02)
+    else:
+        ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+    ax.set_title(f"{task}: seeds (dots), mean (bar), median (×)", fontsize=10)
+    ax.set_ylabel(mine[0]["metric"])
+
+
 def plot(rows: list[dict], path=None, *, presets: dict):
-    """Three panels: retrieval accuracy over N, its row entropy over N, and each task's mixers (mean, median ×)."""
+    """A panel per result, none left empty: retrieval's accuracy over N (chance and the failure line drawn) and its
+    row entropy over N (uniform rows: log N), then each other task's mixers (every seed a dot, the mean a bar, the
+    median a cross, the failure line, chance where the task has one), in the presets' order. A task without rows
+    gets no panel; an odd last panel spans its row."""
     import matplotlib
 
     if path is not None:
@@ -241,30 +315,35 @@ def plot(rows: list[dict], path=None, *, presets: dict):
     import matplotlib.pyplot as plt
 
     stats = sorted(summary(rows, presets), key=_order)
-    fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 6.6))  # two by two: legible at the page's width
-    axes = axes.ravel()
+    tasks = [t for t in presets if any(s["task"] == t for s in stats)]  # in the presets' order
     ret = [s for s in stats if s["task"] == "retrieval"]
     ns = _scored_ns(ret)
-    for ax, col, title in ((axes[0], "acc", "retrieval: accuracy at N"), (axes[1], "entropy", "retrieval: row entropy")):
-        for i, s in enumerate(ret):
-            ax.plot(ns, [s.get(f"{col}_{n}", math.nan) for n in ns], marker="o", color=f"C{i}", label=s["label"])
-        if ns and col == "entropy":
-            ax.plot(ns, [math.log(n) for n in ns], ls=":", color="gray", label="uniform (log N)")
-        if ns:
+    drawn = (["retrieval-acc", "retrieval-entropy"] if ret and ns else []) + [t for t in tasks if t != "retrieval" or not ns]
+    n = max(1, len(drawn))
+    rows_of_panels = math.ceil(n / 2)
+    fig = plt.figure(figsize=(PAGE_WIDTH, 3.3 * rows_of_panels))  # two a row: legible at the page's width
+    grid = fig.add_gridspec(rows_of_panels, 2)
+    for i, what in enumerate(drawn):
+        last_alone = i == n - 1 and n % 2 == 1
+        ax = fig.add_subplot(grid[i // 2, :] if last_alone else grid[i // 2, i % 2])
+        if what.startswith("retrieval-"):
+            col = "acc" if what == "retrieval-acc" else "entropy"
+            for j, s in enumerate(ret):
+                ax.plot(ns, [s.get(f"{col}_{m}", math.nan) for m in ns], marker="o", color=f"C{j}", label=s["label"])
+            if col == "acc":
+                _lines(ax, "retrieval", presets)
+                ax.set_ylim(0.0, 1.02)
+            else:
+                ax.plot(ns, [math.log(m) for m in ns], ls=":", color="gray", label="uniform rows (log N)")
             ax.set_xscale("log", base=2)
-        ax.set(title=title, xlabel="N tokens", ylabel=col)
-        _legend(ax)
-    for ax, task in ((axes[2], "recall"), (axes[3], "helmet")):
-        mine = [s for s in stats if s["task"] == task]
-        if mine:
-            ax.bar(range(len(mine)), [s["mean"] for s in mine], yerr=[0 if math.isnan(s["sd"]) else s["sd"] for s in mine],
-                   capsize=3, color=[f"C{i}" for i in range(len(mine))])
-            ax.scatter(range(len(mine)), [s["median"] for s in mine], marker="x", color="black", zorder=3, label="median")
-            ax.set_xticks(range(len(mine)), [s["label"] for s in mine], rotation=30, ha="right", fontsize=7)
-            lo = min(s["mean"] - (0 if math.isnan(s["sd"]) else s["sd"]) for s in mine)
-            ax.set_ylim(max(0.0, lo - 0.05), 1.0 if task == "recall" else None)
+            ax.set_xticks(ns, [str(m) for m in ns])
+            ax.minorticks_off()
+            ax.set_title("retrieval: " + ("accuracy at N (mean over seeds)" if col == "acc" else "row entropy at N"),
+                         fontsize=10)
+            ax.set(xlabel="N tokens", ylabel="accuracy" if col == "acc" else "row entropy (nats)")
             _legend(ax)
-        ax.set(title=f"{task}: the mixers (mean ± sd)", ylabel=mine[0]["metric"] if mine else "")
+        else:
+            _seeds_panel(ax, what, [s for s in stats if s["task"] == what], rows, presets)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -184,7 +184,7 @@ def test_book_pages_show_legible_figures_buttons_and_static_sliders(book, tmp_pa
                 # figures: images that loaded (a broken src has naturalWidth 0), none shown below MIN_SCALE of its size
                 shown = page.eval_on_selector_all("main img", SCALES)
                 broken = page.eval_on_selector_all("main img", "imgs => imgs.filter(i => i.complete && i.naturalWidth === 0).length")
-                assert len(shown) >= 2 and broken == 0, (name, shown, broken)
+                assert len(shown) >= (1 if name.startswith("04") else 2) and broken == 0, (name, shown, broken)  # 04: one figure
                 small = [s for s in shown if s[0] < MIN_SCALE]
                 assert not small, f"{name}: figures shown below {MIN_SCALE:.0%} of their size: {small}"
                 smallest[name] = min(s[0] for s in shown)
